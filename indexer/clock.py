@@ -1,0 +1,70 @@
+"""Instants (SPEC §3, §5): parse, render and shift times in China Standard Time.
+
+An instant is an ``int`` of microseconds since the Unix epoch; ``NEVER`` stands for "no end".
+A bare ``YYYY-MM-DD`` is 00:00 China Standard Time; an ISO-8601 time without an offset is
+China Standard Time too.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time as _time
+
+CST = _dt.timezone(_dt.timedelta(hours=8))
+NEVER = 2**63 - 1
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_US = _dt.timedelta(microseconds=1)
+
+
+class BadTime(ValueError):
+    """Not a ``YYYY-MM-DD`` date or an ISO-8601 time."""
+
+
+def parse_instant(text: str) -> int:
+    """Parse a date or ISO-8601 time into microseconds since the epoch."""
+    if not isinstance(text, str):
+        raise BadTime(f"expected a date or ISO-8601 time string, got {type(text).__name__}")
+    s = text.strip()
+    try:
+        if len(s) == 10:
+            d = _dt.date.fromisoformat(s)
+            moment = _dt.datetime(d.year, d.month, d.day, tzinfo=CST)
+        else:
+            if s.endswith(("z", "Z")):
+                s = s[:-1] + "+00:00"
+            moment = _dt.datetime.fromisoformat(s)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=CST)
+    except ValueError:
+        raise BadTime(f"{text!r} is not a YYYY-MM-DD date or an ISO-8601 time") from None
+    return (moment - _EPOCH) // _US
+
+
+def to_datetime(instant: int) -> _dt.datetime:
+    return _EPOCH.astimezone(CST) + _dt.timedelta(microseconds=instant)
+
+
+def format_instant(instant: int) -> str:
+    """Render an instant as ISO-8601 in +08:00 (microseconds only when not zero)."""
+    return to_datetime(instant).isoformat()
+
+
+def now() -> int:
+    return _time.time_ns() // 1000
+
+
+def minus_years(instant: int, years: int) -> int:
+    """The same wall-clock time ``years`` calendar years earlier in CST (29 Feb → 28 Feb)."""
+    moment = to_datetime(instant)
+    year = moment.year - years
+    day = moment.day
+    if moment.month == 2 and day == 29 and not (year % 4 == 0 and (year % 100 or year % 400 == 0)):
+        day = 28
+    if year < 1:
+        return -(2**62)
+    earlier = moment.replace(year=year, day=day)
+    return (earlier - _EPOCH) // _US
+
+
+def plus_days(instant: int, days: int) -> int:
+    return instant + days * 86_400_000_000

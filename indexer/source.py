@@ -1,0 +1,139 @@
+"""Reading a source folder (SPEC §3): discover files, stream JSON Lines, collect rejects."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import orjson
+
+from .records import RecordError
+
+T = TypeVar("T")
+CATALOGUES = ("lists", "measures", "scenarios")
+FOLDERS = ("entries", "relations", "events")
+
+
+class SourceError(Exception):
+    """The source folder itself is unusable (a catalogue file is missing, …)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    file: str
+    line: int
+    reason: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "reason": self.reason,
+                "message": self.message}
+
+
+@dataclass
+class Rejects:
+    items: list[Reject] = field(default_factory=list)
+
+    def add(self, file: str, line: int, reason: str, message: str) -> None:
+        self.items.append(Reject(file, line, reason, message))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _is_jsonl(p: Path) -> bool:
+    return p.is_file() and (p.name.endswith(".jsonl") or p.name.endswith(".jsonl.gz"))
+
+
+def catalogue_file(root: Path, name: str) -> Path:
+    for candidate in (root / f"{name}.jsonl", root / f"{name}.jsonl.gz"):
+        if candidate.is_file():
+            return candidate
+    raise SourceError(f"{root}: {name}.jsonl (or {name}.jsonl.gz) is missing")
+
+
+def folder_files(root: Path, name: str) -> list[Path]:
+    folder = root / name
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if _is_jsonl(p)), key=lambda p: p.name)
+
+
+def source_files(root: Path) -> list[Path]:
+    if not root.is_dir():
+        raise SourceError(f"{root}: not a folder")
+    files = [catalogue_file(root, name) for name in CATALOGUES]
+    for name in FOLDERS:
+        files.extend(folder_files(root, name))
+    return files
+
+
+def describe(root: Path, files: list[Path]) -> dict[str, Any]:
+    """Source checksums for the manifest (sha256 of each file's bytes)."""
+    out = []
+    for p in files:
+        h = hashlib.sha256()
+        with p.open("rb") as f:
+            while chunk := f.read(1 << 22):
+                h.update(chunk)
+        out.append({"path": str(p.relative_to(root)), "bytes": p.stat().st_size,
+                    "sha256": h.hexdigest()})
+    return {"root": str(root.resolve()), "files": out}
+
+
+def _open(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
+
+
+def records(root: Path, path: Path, rejects: Rejects,
+            progress: Callable[[int], None] | None = None) -> Iterator[tuple[str, int, Any]]:
+    """Yield (relative file, line number, decoded object); bad JSON becomes a reject."""
+    rel = str(path.relative_to(root))
+    with _open(path) as f:
+        for number, raw in enumerate(f, 1):
+            if progress is not None:
+                progress(len(raw))
+            if not raw.strip():
+                continue
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                rejects.add(rel, number, "bad_json", f"not valid JSON: {exc}")
+                continue
+            yield rel, number, obj
+
+
+def parsed(root: Path, path: Path, rejects: Rejects, parse: Callable[[Any], T],
+           progress: Callable[[int], None] | None = None) -> Iterator[tuple[str, int, T]]:
+    """Like ``records`` but through ``parse``; a ``RecordError`` becomes a reject."""
+    for rel, number, obj in records(root, path, rejects, progress):
+        try:
+            value = parse(obj)
+        except RecordError as exc:
+            rejects.add(rel, number, exc.reason, exc.message)
+            continue
+        yield rel, number, value
+
+
+class Progress:
+    """A byte-count progress bar on stderr when it is a terminal, else silent."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self._bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+            self._bar = tqdm(total=total, unit="B", unit_scale=True, desc="indexer build",
+                             file=sys.stderr)
+
+    def __call__(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
