@@ -136,12 +136,14 @@ def _add_events(compiler: Compiler, events: list[tuple[str, int, Event]],
             continue
         seen.add(ev.id)
         if ev.type == "listed":
+            if ev.record is not None and ev.record.get("id") in compiler.entry_index:
+                compiler.add_event(ev.id, None, ev.at, seq, ev.type, None)
             continue
         row = compiler.entry_index.get(ev.entry or "")
         if row is None:
             rejects.add(rel, line, "unknown_entry", f"event names unknown entry {ev.entry!r}")
             continue
-        compiler.add_event(row, ev.at, seq, ev.type, ev.result)
+        compiler.add_event(ev.id, row, ev.at, seq, ev.type, ev.result)
 
 
 def _write_rejects(out: Path, rejects: Rejects) -> Path:

@@ -120,10 +120,10 @@ def _inspect(path: Path, raw: str) -> int:
     a = snap.arrays
     match = snap.lookup(identifiers.normalize(raw))
     if match is None:
-        for e, index in enumerate(a["entry_id"].tolist()):
-            if snap.string(index) == raw:
-                print(orjson.dumps(_entry_view(snap, e), option=orjson.OPT_INDENT_2).decode())
-                return 0
+        row = snap.entry_row(raw)
+        if row is not None:
+            print(orjson.dumps(_entry_view(snap, row), option=orjson.OPT_INDENT_2).decode())
+            return 0
         print(f"{raw}: not in snapshot {snap.version}", file=sys.stderr)
         return 1
     row = match.subject

@@ -8,11 +8,13 @@ China Standard Time too.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import time as _time
 
 CST = _dt.timezone(_dt.timedelta(hours=8))
 NEVER = 2**63 - 1
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_EPOCH_CST = _EPOCH.astimezone(CST)
 _US = _dt.timedelta(microseconds=1)
 
 
@@ -41,9 +43,10 @@ def parse_instant(text: str) -> int:
 
 
 def to_datetime(instant: int) -> _dt.datetime:
-    return _EPOCH.astimezone(CST) + _dt.timedelta(microseconds=instant)
+    return _EPOCH_CST + _dt.timedelta(microseconds=instant)
 
 
+@functools.lru_cache(maxsize=65536)
 def format_instant(instant: int) -> str:
     """Render an instant as ISO-8601 in +08:00 (microseconds only when not zero)."""
     return to_datetime(instant).isoformat()

@@ -17,7 +17,8 @@ import xxhash
 from pyroaring import BitMap, FrozenBitMap
 
 from .clock import NEVER, plus_days
-from .records import DERIVED_SUFFIX, ROLE_INDEX, ROLES, Entry, ListDef, Measure, Scenario
+from .records import (DERIVED_SUFFIX, EVENT_TYPES, OBJECTION_RESULTS, ROLE_INDEX, ROLES, Entry,
+                      ListDef, Measure, Scenario)
 from .snapshot import NONE32, PUBLICITY_CODES, TYPE_CODES
 from .timeline import fold
 
@@ -64,6 +65,7 @@ class Compiler:
         self.r_person = array("I")
         self.r_role = bytearray()
         self.events: dict[int, list[tuple[int, int, str, str | None]]] = defaultdict(list)
+        self.event_ids: list[int] = []  # every accepted event (string pool), incl. ``listed``
 
     # -- ingestion -------------------------------------------------------------------------
     def intern(self, text: str | None) -> int:
@@ -115,8 +117,12 @@ class Compiler:
         self.r_person.append(self.subject(person, "person", name))
         self.r_role.append(ROLE_INDEX[role])
 
-    def add_event(self, row: int, at: int, seq: int, etype: str, result: str | None) -> None:
-        self.events[row].append((at, seq, etype, result))
+    def add_event(self, event_id: str, row: int | None, at: int, seq: int, etype: str,
+                  result: str | None) -> None:
+        """Record an accepted event; ``row`` is None for a ``listed`` event (already added)."""
+        self.event_ids.append(self.intern(event_id))
+        if row is not None:
+            self.events[row].append((at, seq, etype, result))
 
     # -- compilation -----------------------------------------------------------------------
     def compile(self) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, int]]:
@@ -214,6 +220,28 @@ class Compiler:
         persons_role = p_role_src[take]
         persons_entry = np.repeat(np.arange(m, dtype=np.uint32), lens)
 
+        # Each kept entry's source events, in application order, for live re-folding.
+        ev_counts = np.zeros(m, dtype=np.int64)
+        ev_at: list[int] = []
+        ev_type: list[int] = []
+        ev_result: list[int] = []
+        for j, row in enumerate(kept.tolist()):
+            evs = self.events.get(row)
+            if evs:
+                ev_counts[j] = len(evs)
+                for at, _, etype, result in evs:
+                    ev_at.append(at)
+                    ev_type.append(EVENT_TYPES.index(etype))
+                    ev_result.append(0 if result is None else 1 + OBJECTION_RESULTS.index(result))
+        events_off = np.zeros(m + 1, dtype=np.uint64)
+        np.cumsum(ev_counts, out=events_off[1:])
+        entry_hashes = np.asarray([_hash(self._strings[i].encode()) for i in ids.tolist()],
+                                  dtype=np.uint64)
+        entry_order = np.argsort(entry_hashes, kind="stable")
+        event_hashes = np.asarray([_hash(self._strings[i].encode()) for i in self.event_ids],
+                                  dtype=np.uint64)
+        event_order = np.argsort(event_hashes, kind="stable")
+
         s = len(self.subject_type)
         subject_entries_off, subject_entries = _csr(subject_col, np.arange(m, dtype=np.uint32), s)
         named_off, named = _csr(persons_subject, np.stack([persons_entry, persons_role.astype(np.uint32)], 1), s)
@@ -285,6 +313,14 @@ class Compiler:
             "entry_has_pieces": has_pieces,
             "entry_pieces_off": piece_off,
             "pieces": piece_arr,
+            "entryid_hash": entry_hashes[entry_order],
+            "entryid_row": entry_order.astype(np.uint32),
+            "entry_events_off": events_off,
+            "events_at": np.asarray(ev_at, dtype=np.int64),
+            "events_type": np.asarray(ev_type, dtype=np.uint8),
+            "events_result": np.asarray(ev_result, dtype=np.uint8),
+            "eventid_hash": event_hashes[event_order],
+            "eventid_string": np.asarray(self.event_ids, dtype=np.uint32)[event_order],
             "entry_persons_off": persons_off,
             "persons_subject": persons_subject,
             "persons_role": persons_role,
@@ -305,7 +341,7 @@ class Compiler:
         counts = {"entries": m, "derived_entries": len(derived_parent),
                   "purged_entries": int(n - len(kept)), "source_entries": n,
                   "subjects": s, "relations": int(len(rel)), "aliases": len(alias_rows),
-                  "events": sum(len(v) for v in self.events.values()),
+                  "events": len(self.event_ids),
                   "lists": len(self.list_codes), "measures": len(self.measures),
                   "scenarios": len(self.scenarios)}
         return arrays, catalog, counts

@@ -82,7 +82,7 @@ def write(out_dir: Path, *, arrays: Mapping[str, np.ndarray], catalog: Mapping[s
         (tmp / "catalog.json").write_bytes(orjson.dumps(catalog, option=orjson.OPT_SORT_KEYS))
         data_sum = _file_digest(tmp / "data.bin")
         catalog_sum = _file_digest(tmp / "catalog.json")
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(built))
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(built)) + f".{int(built * 1e6) % 10**6:06d}Z"
         version = f"{stamp}-{xxhash.xxh3_64_hexdigest((data_sum + catalog_sum).encode())[:8]}"
         manifest = {"format": FORMAT, "version": version, "built_at": built,
                     "counts": dict(counts), "source": dict(source), "arrays": table,
@@ -107,7 +107,14 @@ def snapshot_folders(root: Path) -> list[Path]:
         return []
     found = [p for p in root.iterdir()
              if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").is_file()]
-    return sorted(found, key=lambda p: p.name)
+    return sorted(found, key=lambda p: (_built_at(p), p.name))
+
+
+def _built_at(folder: Path) -> float:
+    try:
+        return float(orjson.loads((folder / "manifest.json").read_bytes())["built_at"])
+    except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        return 0.0
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -229,6 +236,33 @@ class Snapshot:
                 return subject
             i += 1
         return None
+
+    def _find(self, hashes_name: str, values_name: str, text: str) -> int | None:
+        """Exact lookup of a pooled string in a sorted hash index; the stored value or None."""
+        h = _hash(text.encode())
+        hashes = self.arrays[hashes_name]
+        values = self.arrays[values_name]
+        i = int(np.searchsorted(hashes, np.uint64(h)))
+        while i < len(hashes) and int(hashes[i]) == h:
+            value = int(values[i])
+            if hashes_name == "eventid_hash":
+                if self.string(value) == text:
+                    return value
+            elif self.entry_id(value) == text:
+                return value
+            i += 1
+        return None
+
+    def entry_row(self, entry_id: str) -> int | None:
+        """The row of an entry (derived ``…/watch`` ones too) by its id."""
+        return self._find("entryid_hash", "entryid_row", entry_id)
+
+    def has_event(self, event_id: str) -> bool:
+        """Was this event folded into the snapshot (from the source or the live event log)?"""
+        return self._find("eventid_hash", "eventid_string", event_id) is not None
+
+    def entry_id(self, row: int) -> str:
+        return self.string(int(self.arrays["entry_id"][row])) or ""
 
     def subject_id(self, row: int) -> str:
         return self.subject_key[row].decode()
