@@ -66,9 +66,15 @@ def normalize(raw: str) -> str:
     if raw.isascii():
         if raw.isalnum():
             return raw.upper()
-    else:
-        raw = unicodedata.normalize("NFKC", raw)
-    return _DROP.sub("", raw).upper()
+        return _DROP.sub("", raw).upper()
+    # Folding can compose or split characters again: repeat until nothing changes (a few
+    # rounds at most; such text is never a valid identifier anyway).
+    for _ in range(8):
+        folded = _DROP.sub("", unicodedata.normalize("NFKC", raw)).upper()
+        if folded == raw:
+            break
+        raw = folded
+    return raw
 
 
 def uscc_check_char(body: str) -> str:

@@ -26,6 +26,7 @@ from indexer.regions import BadRegion, covers, region_prefix
 from indexer.snapshot import PUBLICITY_CODES, TYPE_CODES, Snapshot
 
 from .errors import Forbidden, Invalid
+from .overlay import EntryState, Overlay
 
 TIERS = ("public", "agency", "issuer", "admin")
 RANK = {"pass": 0, "green": 1, "alert": 2, "review": 3, "block": 4}
@@ -115,7 +116,23 @@ def action_of(m: dict[str, Any], adopted: frozenset[str]) -> str:
     return "review"
 
 
-def resolve(snap: Snapshot, raw: Any, type_: str | None) -> Subject:
+def _find(snap: Snapshot, overlay: Overlay | None, key: str) -> tuple[int, int] | None:
+    """(subject row, type code) of a normalised identifier or alias, snapshot or live."""
+    match = snap.lookup(key)
+    if match is not None:
+        return match.subject, int(snap.subject_type[match.subject])
+    if overlay is not None:
+        row = overlay.lookup(key)
+        if row is not None:
+            n = len(snap.subject_key)
+            stype = (int(snap.subject_type[row]) if row < n
+                     else overlay.subject_info[row - n][1])
+            return row, stype
+    return None
+
+
+def resolve(snap: Snapshot, raw: Any, type_: str | None,
+            overlay: Overlay | None = None) -> Subject:
     """Resolve a request's subject (SPEC §2), raising ``Invalid`` with the reason code."""
     if not isinstance(raw, str):
         raise Invalid("bad_subject", "subject must be a string", field="subject")
@@ -123,24 +140,30 @@ def resolve(snap: Snapshot, raw: Any, type_: str | None) -> Subject:
         raise Invalid("unknown_type", f"type must be 'org' or 'person', not {type_!r}",
                       field="type")
     key = identifiers.normalize(raw)
-    match = snap.lookup(key)
-    if match is not None:
-        stype = TYPE_CODES[int(snap.subject_type[match.subject])]
+    found = _find(snap, overlay, key)
+    if found is not None:
+        stype = TYPE_CODES[found[1]]
         if type_ is None or type_ == stype:
-            return Subject(stype, snap.subject_id(match.subject), match.subject)
+            row = found[0]
+            sid = (snap.subject_id(row) if row < len(snap.subject_key)
+                   else overlay.subject_info[row - len(snap.subject_key)][0])  # type: ignore[union-attr]
+            return Subject(stype, sid, row)
     try:
         ident = identifiers.parse(key, type_)
     except identifiers.IdentifierError as exc:
         raise Invalid(exc.code, exc.message, field="subject", expected=exc.expected) from None
     if ident.form == "org_code":
         row = snap.lookup_org_code(ident.value)
-        if row is None:
+        if row is not None:
+            return Subject("org", snap.subject_id(row), row)
+        live = overlay.org_codes.get(ident.value) if overlay is not None else None
+        if live is None:
             return Subject("org", ident.value, None)
-        return Subject("org", snap.subject_id(row), row)
+        return Subject("org", overlay.subject_info[live - len(snap.subject_key)][0], live)  # type: ignore[union-attr]
     if ident.value != key:
-        match = snap.lookup(ident.value)
-        if match is not None:
-            return Subject(ident.type, ident.value, match.subject)
+        found = _find(snap, overlay, ident.value)
+        if found is not None:
+            return Subject(ident.type, ident.value, found[0])
     return Subject(ident.type, ident.value, None)
 
 
@@ -176,11 +199,15 @@ def _norm_name(name: str) -> str:
     return "".join(unicodedata.normalize("NFKC", name).split())
 
 
+Facts = tuple[int, int, str, int, int, "tuple[tuple[int, int], ...] | None"]
+"""(list index, publicity, scope prefix, valid_from, end, pieces or None)."""
+
+
 class _Check:
     """The state of one check; a class only to keep the steps readable."""
 
     def __init__(self, snap: Snapshot, rules: Rules, caller: Caller, scenario: str,
-                 region: str, as_of: int, consent: bool) -> None:
+                 region: str, as_of: int, consent: bool, overlay: Overlay | None) -> None:
         self.snap = snap
         self.rules = rules
         self.caller = caller
@@ -189,59 +216,109 @@ class _Check:
         self.t = as_of
         self.public = caller.tier == "public"
         self.consent = consent
+        self.overlay = overlay if overlay else None
+        self.n_entries = len(rules.e_list)
+        self.n_subjects = len(snap.subject_key)
 
-    def visible(self, e: int) -> bool:
+    def live(self, e: int) -> EntryState | None:
+        ov = self.overlay
+        if ov is not None and (e >= self.n_entries or e in ov.changed):
+            return ov.state(e)
+        return None
+
+    def facts(self, e: int) -> Facts | None:
+        """What the decision needs of entry ``e``; None when a live event purged it."""
+        st = self.live(e)
+        if st is not None:
+            if st.purged:
+                return None
+            return (st.list, st.publicity, st.scope, st.valid_from, st.end, st.pieces)
         r = self.rules
-        pub = int(r.e_pub[e])
+        pieces = None
+        if r.e_has_pieces[e]:
+            lo, hi = int(r.pieces_off[e]), int(r.pieces_off[e + 1])
+            pieces = tuple((s, x) for s, x in r.pieces[lo:hi].tolist())
+        return (int(r.e_list[e]), int(r.e_pub[e]), r.scopes[int(r.e_scope[e])],
+                int(r.e_from[e]), int(r.e_end[e]), pieces)
+
+    def visible(self, f: Facts) -> bool:
+        pub = f[1]
         if pub == _SHARED and self.public or pub == _AUTHORIZED and not self.consent:
             return False
-        return covers(r.scopes[int(r.e_scope[e])], self.region)
+        return covers(f[2], self.region)
 
-    def state(self, e: int) -> int:
+    def state(self, f: Facts) -> int:
         """1 in effect, 0 suspended by objection (inside its window), -1 neither."""
-        r, t = self.rules, self.t
-        if not (int(r.e_from[e]) <= t < int(r.e_end[e])):
+        t = self.t
+        if not (f[3] <= t < f[4]):
             return -1
-        if not r.e_has_pieces[e]:
+        pieces = f[5]
+        if pieces is None:
             return 1
-        lo, hi = int(r.pieces_off[e]), int(r.pieces_off[e + 1])
-        for s, end in r.pieces[lo:hi].tolist():
-            if s <= t < end:
-                return 1
-        return 0
+        return 1 if any(s <= t < end for s, end in pieces) else 0
 
-    def effective_within(self, e: int, start: int, stop: int) -> bool:
-        """Is entry ``e`` in effect at any instant of the closed interval [start, stop]?"""
-        r = self.rules
-        if not r.e_has_pieces[e]:
-            lo, hi = int(r.e_from[e]), int(r.e_end[e])
-            return lo < hi and lo <= stop and hi > start
-        a, b = int(r.pieces_off[e]), int(r.pieces_off[e + 1])
-        return any(s <= stop and end > start for s, end in r.pieces[a:b].tolist())
+    @staticmethod
+    def effective_within(f: Facts, start: int, stop: int) -> bool:
+        """Is the entry in effect at any instant of the closed interval [start, stop]?"""
+        pieces = f[5] if f[5] is not None else ((f[3], f[4]),)
+        return any(s < end and s <= stop and end > start for s, end in pieces)
 
     def entries_of(self, row: int) -> list[int]:
         r = self.rules
-        return r.s_entries[int(r.s_entries_off[row]):int(r.s_entries_off[row + 1])].tolist()
+        out = (r.s_entries[int(r.s_entries_off[row]):int(r.s_entries_off[row + 1])].tolist()
+               if row < self.n_subjects else [])
+        if self.overlay is not None:
+            out.extend(self.overlay.extra_entries.get(row, ()))
+        return out
+
+    def entry_subject(self, e: int) -> int:
+        st = self.live(e)
+        return st.subject if st is not None else int(self.rules.e_subject[e])
 
     def link_candidates(self, subject: Subject) -> dict[tuple[int, str, int], None]:
         """(entry, path, via subject row) for every link, deduplicated, in a stable order."""
         r, row = self.rules, subject.row
         assert row is not None
         out: dict[tuple[int, str, int], None] = {}
-        links = r.s_links[int(r.s_links_off[row]):int(r.s_links_off[row + 1])].tolist()
         prefix = "linked:" if subject.type == "person" else "org_of:"
-        for other, role in links:
-            path = prefix + r.roles[role]
-            for e in self.entries_of(other):
-                out[(e, path, other)] = None
+        if row < self.n_subjects:
+            links = r.s_links[int(r.s_links_off[row]):int(r.s_links_off[row + 1])].tolist()
+            for other, role in links:
+                path = prefix + r.roles[role]
+                for e in self.entries_of(other):
+                    out[(e, path, other)] = None
         if subject.type == "person":
-            named = r.s_named[int(r.s_named_off[row]):int(r.s_named_off[row + 1])].tolist()
+            named: list[Any] = []
+            if row < self.n_subjects:
+                named = r.s_named[int(r.s_named_off[row]):int(r.s_named_off[row + 1])].tolist()
+            if self.overlay is not None:
+                named.extend(self.overlay.extra_named.get(row, ()))
             for e, role in named:
-                out[(e, "linked:" + r.roles[role], int(r.e_subject[e]))] = None
+                out[(e, "linked:" + r.roles[role], self.entry_subject(e))] = None
         return out
 
+    # -- subjects --------------------------------------------------------------------------
+    def subject_id(self, row: int) -> str:
+        if row < self.n_subjects:
+            return self.snap.subject_id(row)
+        assert self.overlay is not None
+        return self.overlay.subject_info[row - self.n_subjects][0]
 
-def check(snap: Snapshot, request: CheckRequest, caller: Caller) -> dict[str, Any]:
+    def subject_name(self, row: int) -> str | None:
+        if row < self.n_subjects:
+            return self.snap.subject_name_of(row)
+        assert self.overlay is not None
+        return self.overlay.subject_info[row - self.n_subjects][2]
+
+    def subject_is_person(self, row: int) -> bool:
+        if row < self.n_subjects:
+            return int(self.snap.subject_type[row]) == 1
+        assert self.overlay is not None
+        return self.overlay.subject_info[row - self.n_subjects][1] == 1
+
+
+def check(snap: Snapshot, request: CheckRequest, caller: Caller, *,
+          overlay: Overlay | None = None) -> dict[str, Any]:
     """Decide one check; raise ``ScreeningError`` subclasses for bad input."""
     rules = rules_for(snap)
     if request.scenario not in rules.scenarios:
@@ -249,58 +326,59 @@ def check(snap: Snapshot, request: CheckRequest, caller: Caller) -> dict[str, An
                       field="scenario")
     region = check_region(request.region, caller)
     as_of = _as_of(request.as_of)
-    subject = resolve(snap, request.subject, request.type)
-    c = _Check(snap, rules, caller, request.scenario, region, as_of, bool(request.consent))
+    subject = resolve(snap, request.subject, request.type, overlay)
+    c = _Check(snap, rules, caller, request.scenario, region, as_of, bool(request.consent),
+               overlay)
     return decide(c, subject, request.name)
 
 
 def decide(c: _Check, subject: Subject, name: str | None) -> dict[str, Any]:
-    snap, rules, adopted = c.snap, c.rules, c.caller.adopted
+    rules, adopted = c.rules, c.caller.adopted
+    kinds = rules.list_kinds
     hits: list[dict[str, Any]] = []
     suppressed: list[dict[str, Any]] = []
     top: list[dict[str, Any]] = []
     decision = 0
-    own_bad: list[int] = []  # visible own black/watch entries (for clean_years)
+    own_bad: list[Facts] = []  # visible own black/watch entries (for clean_years)
     mismatch: bool | None = None
     if subject.row is not None:
-        listed_name = snap.subject_name_of(subject.row) if name is not None else None
+        listed_name = c.subject_name(subject.row) if name is not None else None
         if name is not None and listed_name is not None:
             mismatch = _norm_name(name) != _norm_name(listed_name)
-        found: list[tuple[int, str, int | None, list[dict[str, Any]]]] = []
+        found: list[tuple[int, Facts, str, int | None, list[dict[str, Any]]]] = []
         for e in c.entries_of(subject.row):
-            if not c.visible(e):
+            f = c.facts(e)
+            if f is None or not c.visible(f):
                 continue
-            li = int(rules.e_list[e])
-            if rules.list_kinds[li] != "red":
-                own_bad.append(e)
-            state = c.state(e)
-            if state < 0:
-                continue
-            measures = rules.by_key.get((li, c.scenario, "subject"), [])
+            if kinds[f[0]] != "red":
+                own_bad.append(f)
+            state = c.state(f)
             if state == 0:
-                suppressed.append(_suppressed(c, e, "subject", None, "objection_pending"))
-            else:
-                found.append((e, "subject", None, measures))
-        for e, path, via in c.link_candidates(subject):
-            li = int(rules.e_list[e])
-            measures = rules.by_key.get((li, c.scenario, path))
-            if not measures or not c.visible(e):
-                continue
-            state = c.state(e)
-            if state == 0:
-                suppressed.append(_suppressed(c, e, path, via, "objection_pending"))
+                suppressed.append(_suppressed(c, e, f, "subject", None, "objection_pending"))
             elif state == 1:
-                found.append((e, path, via, measures))
-        conflict = any(p == "subject" and rules.list_kinds[int(rules.e_list[e])] != "red"
-                       for e, p, _, _ in found)
-        for e, path, via, measures in found:
-            if conflict and rules.list_kinds[int(rules.e_list[e])] == "red":
-                suppressed.append(_suppressed(c, e, path, via, "red_conflict"))
+                found.append((e, f, "subject", None,
+                              rules.by_key.get((f[0], c.scenario, "subject"), [])))
+        for e, path, via in c.link_candidates(subject):
+            f = c.facts(e)
+            if f is None:
+                continue
+            measures = rules.by_key.get((f[0], c.scenario, path))
+            if not measures or not c.visible(f):
+                continue
+            state = c.state(f)
+            if state == 0:
+                suppressed.append(_suppressed(c, e, f, path, via, "objection_pending"))
+            elif state == 1:
+                found.append((e, f, path, via, measures))
+        conflict = any(p == "subject" and kinds[f[0]] != "red" for _, f, p, _, _ in found)
+        for e, f, path, via, measures in found:
+            if conflict and kinds[f[0]] == "red":
+                suppressed.append(_suppressed(c, e, f, path, via, "red_conflict"))
                 continue
             applied = [_applied(m, adopted) for m in measures]
             for m in applied:
                 decision = max(decision, RANK[m["action"]])
-            hit = _hit(c, e, path, via, applied)
+            hit = _hit(c, e, f, path, via, applied)
             if path == "subject":
                 hit["name_mismatch"] = mismatch
             hits.append(hit)
@@ -311,7 +389,7 @@ def decide(c: _Check, subject: Subject, name: str | None) -> dict[str, Any]:
             years = m["clean_years"]
             if years not in qualifies:
                 start = clock.minus_years(c.t, years)
-                qualifies[years] = not any(c.effective_within(e, start, c.t) for e in own_bad)
+                qualifies[years] = not any(c.effective_within(f, start, c.t) for f in own_bad)
             if qualifies[years] and ("subject" in m["targets"] or not m["targets"]):
                 applied = _applied(m, adopted)
                 decision = max(decision, RANK[applied["action"]])
@@ -326,7 +404,7 @@ def decide(c: _Check, subject: Subject, name: str | None) -> dict[str, Any]:
         "hits": hits,
         "measures": top,
         "suppressed": suppressed,
-        "snapshot": snap.version,
+        "snapshot": c.snap.version,
         "as_of": clock.format_instant(c.t),
     }
 
@@ -342,40 +420,51 @@ def _applied(m: dict[str, Any], adopted: frozenset[str]) -> dict[str, Any]:
 def _via(c: _Check, row: int | None) -> dict[str, Any] | None:
     if row is None:
         return None
-    snap = c.snap
-    vid = snap.subject_id(row)
-    if c.public and int(snap.subject_type[row]) == 1:
+    vid = c.subject_id(row)
+    if c.public and c.subject_is_person(row):
         vid = identifiers.mask_ric(vid)
-    return {"id": vid, "name": snap.subject_name_of(row)}
+    return {"id": vid, "name": c.subject_name(row)}
 
 
-def _suppressed(c: _Check, e: int, path: str, via: int | None, reason: str) -> dict[str, Any]:
+def _entry_id(c: _Check, e: int) -> str:
+    st = c.live(e)
+    return st.id if st is not None else c.snap.entry_id(e)
+
+
+def _suppressed(c: _Check, e: int, f: Facts, path: str, via: int | None,
+                reason: str) -> dict[str, Any]:
     r = c.rules
-    li = int(r.e_list[e])
-    return {"entry": c.snap.string(int(c.snap.arrays["entry_id"][e])),
-            "list": r.list_codes[li], "kind": r.list_kinds[li], "path": path,
-            "via": _via(c, via), "reason": reason}
+    return {"entry": _entry_id(c, e), "list": r.list_codes[f[0]], "kind": r.list_kinds[f[0]],
+            "path": path, "via": _via(c, via), "reason": reason}
 
 
-def _hit(c: _Check, e: int, path: str, via: int | None,
+def _hit(c: _Check, e: int, f: Facts, path: str, via: int | None,
          measures: list[dict[str, Any]]) -> dict[str, Any]:
-    snap, r, a = c.snap, c.rules, c.snap.arrays
-    li = int(r.e_list[e])
-    until = int(r.e_until[e])
-    scope = r.scopes[int(r.e_scope[e])]
+    snap, r = c.snap, c.rules
+    st = c.live(e)
+    if st is not None:
+        until, authority, region, reason, basis = (st.valid_until, st.authority, st.region,
+                                                   st.reason, st.basis)
+    else:
+        a = snap.arrays
+        until = int(r.e_until[e])
+        authority = snap.string(int(a["entry_authority"][e]))
+        region = snap.string(int(a["entry_region"][e]))
+        reason = snap.string(int(a["entry_reason"][e]))
+        basis = snap.string(int(a["entry_basis"][e]))
     return {
-        "entry": snap.string(int(a["entry_id"][e])),
-        "list": r.list_codes[li],
-        "kind": r.list_kinds[li],
+        "entry": _entry_id(c, e),
+        "list": r.list_codes[f[0]],
+        "kind": r.list_kinds[f[0]],
         "path": path,
         "via": _via(c, via),
-        "authority": snap.string(int(a["entry_authority"][e])),
-        "region": snap.string(int(a["entry_region"][e])),
-        "scope": scope or "national",
-        "valid_from": clock.format_instant(int(r.e_from[e])),
+        "authority": authority,
+        "region": region,
+        "scope": f[2] or "national",
+        "valid_from": clock.format_instant(f[3]),
         "valid_until": None if until == clock.NEVER else clock.format_instant(until),
-        "reason": snap.string(int(a["entry_reason"][e])),
-        "basis": snap.string(int(a["entry_basis"][e])),
-        "publicity": PUBLICITY_CODES[int(r.e_pub[e])],
+        "reason": reason,
+        "basis": basis,
+        "publicity": PUBLICITY_CODES[f[1]],
         "measures": measures,
     }
