@@ -468,3 +468,37 @@ def _hit(c: _Check, e: int, f: Facts, path: str, via: int | None,
         "publicity": PUBLICITY_CODES[f[1]],
         "measures": measures,
     }
+
+
+def check_batch(snap: Snapshot, scenario: str, items: list[Any], caller: Caller, *,
+                region: str | None = None, as_of: str | None = None, consent: str | None = None,
+                overlay: Overlay | None = None) -> list[dict[str, Any]]:
+    """Check many subjects in one scenario: one result or one ``{"error": …}`` per item.
+
+    Request-level problems (unknown scenario, bad region or ``as_of``) raise, since they
+    concern every item; a bad item never fails the batch.
+    """
+    rules = rules_for(snap)
+    if scenario not in rules.scenarios:
+        raise Invalid("unknown_scenario", f"unknown scenario {scenario!r}", field="scenario")
+    check_region_prefix = check_region(region, caller)
+    instant = _as_of(as_of)
+    out: list[dict[str, Any]] = []
+    for item in items:
+        try:
+            if isinstance(item, str):
+                raw, type_, name = item, None, None
+            elif isinstance(item, dict):
+                raw, type_, name = item.get("subject"), item.get("type"), item.get("name")
+                if name is not None and not isinstance(name, str):
+                    raise Invalid("bad_name", "name must be a string", field="name")
+            else:
+                raise Invalid("bad_item", "each item is an object with 'subject' or a string")
+            subject = resolve(snap, raw, type_, overlay)
+            c = _Check(snap, rules, caller, scenario, check_region_prefix, instant,
+                       bool(item.get("consent", consent) if isinstance(item, dict) else consent),
+                       overlay)
+            out.append(decide(c, subject, name))
+        except Invalid as exc:
+            out.append(exc.body())
+    return out

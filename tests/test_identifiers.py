@@ -12,7 +12,6 @@ import datetime as dt
 import operator
 import types
 import unicodedata
-import warnings
 
 import pytest
 from hypothesis import assume, example, given, settings
@@ -20,17 +19,6 @@ from hypothesis import strategies as st
 
 from indexer import identifiers as ident
 from indexer.identifiers import Identifier, IdentifierError, mask_ric, normalize, parse
-
-# When a generated example fails, Hypothesis's pytest plugin imports hypothesis.extra._patching
-# (libcst); with this environment's mypy_extensions that import emits a DeprecationWarning,
-# which "warnings as errors" turns into a pytest INTERNALERROR that hides the failure report.
-# Import it here, once, with that warning silenced.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    try:
-        import hypothesis.extra._patching  # noqa: F401
-    except ImportError:  # libcst not installed: Hypothesis skips patch generation itself
-        pass
 
 stdnum_uscc = pytest.importorskip("stdnum.cn.uscc")
 stdnum_ric = pytest.importorskip("stdnum.cn.ric")
