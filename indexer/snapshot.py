@@ -183,7 +183,7 @@ class Snapshot:
         self.subject_key: np.ndarray = a["subject_key"]
         self.subject_type: np.ndarray = a["subject_type"]
         self.subject_name: np.ndarray = a["subject_name"]
-        self.strings_off: np.ndarray = a["strings_off"]
+        self.strings_off = memoryview(a["strings_off"])  # fast scalar indexing
         self.strings_blob = memoryview(a["strings_blob"])
         self._key_filter = FrozenBitMap.deserialize(a["key_filter"].tobytes())
         self._orgcode_filter = FrozenBitMap.deserialize(a["orgcode_filter"].tobytes())
