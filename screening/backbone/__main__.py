@@ -1,0 +1,51 @@
+"""Operations on the backbone of a deployment (``SCREENING_DATA`` / ``SCREENING_REDIS``)::
+
+    python -m screening.backbone export-events SOURCE/events [--data DIR] [--redis URL]
+    python -m screening.backbone maintain [--data DIR] [--redis URL]
+    python -m screening.backbone status [--data DIR] [--redis URL]
+
+``export-events`` writes the accepted live events not yet in the folder to
+``live-<time>.jsonl`` (run it before ``indexer build``); ``maintain`` archives closed audit days
+and prunes past retention (every serving process also does it hourly); each prints one JSON
+line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+from ..settings import Settings
+from . import open_store
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m screening.backbone")
+    parser.add_argument("command", choices=("export-events", "maintain", "status"))
+    parser.add_argument("folder", nargs="?", type=Path, help="SOURCE/events (export-events)")
+    parser.add_argument("--data", type=Path, default=None, help="local state folder")
+    parser.add_argument("--redis", default=None, help="Redis URL of the shared backbone")
+    args = parser.parse_args(argv)
+    store = open_store(Settings.from_env(data=args.data, redis=args.redis))
+    try:
+        if args.command == "export-events":
+            if args.folder is None:
+                parser.error("export-events needs the source's events folder")
+            result = store.export_events(args.folder)
+            out = {"path": str(result.path) if result.path else None, "count": result.count,
+                   "cursor": result.cursor}
+        elif args.command == "maintain":
+            out = store.maintain()
+        else:
+            out = {**store.status(), "healthy": store.healthy()}
+    finally:
+        store.close()
+    sys.stdout.write(orjson.dumps(out).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,250 @@
+"""The recording front: the request path appends to a local spool, a thread ships batches.
+
+``record`` (and ``record_checks``/``audit``) serialise one JSON line and ``write(2)`` it to this
+process's spool slot: that is the acknowledgement point — it survives SIGKILL of the service
+as soon as the call returns, and the flusher ``fsync``s it within ``interval`` (group commit).
+The flusher thread wakes every ``interval`` seconds, cuts a batch, and applies every closed
+batch to the store in order, moving the checkpoint after each. While the store is unreachable
+(Redis down) batches wait in the spool on disk, the front reports itself degraded and retries
+with backoff; when it comes back they are applied exactly once (batch ids). A batch the store
+refuses for any other reason (a malformed record) is set aside in the slot's ``rejected.jsonl``
+and logged, so it cannot stall the ones behind it. Slots left by dead processes are adopted
+and drained. The spool file itself is the queue between request path
+and flusher, so memory stays bounded however long Redis is away.
+
+Everything else (events, feeds, stats, audit reads, rate limits) goes straight to the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..errors import NotFound, Unavailable
+from .events import ExportResult
+from .ratelimit import Admission
+from .records import Page
+from .spool import Batch, Spool
+
+log = logging.getLogger(__name__)
+dumps = orjson.dumps
+
+
+class Front:
+    def __init__(self, store: Any, spool_root: Path, *, interval: float = 0.05,
+                 maintain_every: float = 3600.0, adopt_every: float = 5.0,
+                 start: bool = True) -> None:
+        self.store = store
+        self.backend: str = store.backend
+        self.spool_root = Path(spool_root)
+        self.spool = Spool.claim(self.spool_root)
+        self.interval = interval
+        self.maintain_every = maintain_every
+        self.adopt_every = adopt_every
+        self._ship = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._down_since: float | None = None
+        self._reason: str | None = None
+        self._retry_at = 0.0
+        self._backoff = interval
+        self._thread: threading.Thread | None = None
+        if start:
+            self._thread = threading.Thread(target=self._run, name="backbone-flusher",
+                                            daemon=True)
+            self._thread.start()
+
+    # -- the request path -------------------------------------------------------------------
+    def record(self, checks: Sequence[dict[str, Any]] = (),
+               audits: Sequence[dict[str, Any]] = ()) -> None:
+        """Spool one request's check records (with hits) and audit records: one write."""
+        if checks or audits:
+            raw_checks = [dumps(c) for c in checks]
+            raw_audits = [dumps(a) for a in audits]
+            line = b'{"c":[%s],"a":[%s]}\n' % (b",".join(raw_checks), b",".join(raw_audits))
+            self.spool.record(line, checks, audits, raw_checks, raw_audits)
+
+    def record_checks(self, items: Sequence[dict[str, Any]]) -> None:
+        self.record(checks=items)
+
+    def audit(self, items: Sequence[dict[str, Any]]) -> None:
+        self.record(audits=items)
+
+    # -- shipping ---------------------------------------------------------------------------
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Ship everything spooled so far now; False if the store stayed unreachable."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._ship_once(self.spool, force=True):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def _ship_once(self, spool: Spool, *, force: bool = False) -> bool:
+        """Cut and apply closed batches; True when the spool is drained."""
+        with self._ship:
+            if not force and time.monotonic() < self._retry_at:
+                return False
+            spool.cut()
+            while True:
+                batches = spool.batches()
+                if not batches:
+                    self._up()
+                    return True
+                for batch in batches:
+                    try:
+                        self.store.apply(batch.id, list(batch.checks), list(batch.audits),
+                                         replay=batch.replay,
+                                         raw=(batch.raw_checks, batch.raw_audits))
+                    except Unavailable as exc:
+                        self._down(exc.message)
+                        return False
+                    except Exception:  # a record the store cannot take: set it aside, go on
+                        log.exception("backbone_batch_refused batch=%s", batch.id)
+                        if not self._one_by_one(spool, batch):
+                            return False
+                    spool.commit(batch)
+
+    def _one_by_one(self, spool: Spool, batch: Batch) -> bool:
+        """Apply a refused batch record by record (ids ``<batch>/c<i>``, ``<batch>/a<i>``);
+        set aside the records that fail. False if the store became unreachable."""
+        singles = [("c", i, c, r) for i, (c, r) in enumerate(zip(batch.checks, batch.raw_checks))]
+        singles += [("a", i, a, r) for i, (a, r) in enumerate(zip(batch.audits, batch.raw_audits))]
+        refused: dict[str, list[dict[str, Any]]] = {"c": [], "a": []}
+        for kind, i, record, raw in singles:
+            pair = ([record], []) if kind == "c" else ([], [record])
+            raws = ([raw], []) if kind == "c" else ([], [raw])
+            try:
+                self.store.apply(f"{batch.id}/{kind}{i}", *pair, replay=True, raw=raws)
+            except Unavailable as exc:
+                self._down(exc.message)
+                return False
+            except Exception:
+                refused[kind].append(record)
+        spool.reject(batch.id, refused["c"], refused["a"])
+        log.error("backbone_records_set_aside batch=%s checks=%d audits=%d", batch.id,
+                  len(refused["c"]), len(refused["a"]))
+        return True
+
+    def _up(self) -> None:
+        if self._down_since is not None:
+            log.info("backbone_recovered backend=%s down_s=%.3f", self.backend,
+                     time.monotonic() - self._down_since)
+        self._down_since = self._reason = None
+        self._backoff = self.interval
+
+    def _down(self, reason: str) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("backbone_degraded backend=%s reason=%r", self.backend, reason)
+        self._reason = reason
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, 1.0)
+
+    def _run(self) -> None:
+        next_adopt = time.monotonic()
+        next_maintain = time.monotonic() + min(self.maintain_every, 5.0)
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self._ship_once(self.spool)
+                now = time.monotonic()
+                if now >= next_adopt and self._down_since is None:
+                    next_adopt = now + self.adopt_every
+                    self._adopt_orphans()
+                if now >= next_maintain and self._down_since is None:
+                    next_maintain = now + self.maintain_every
+                    self.store.maintain()
+            except Unavailable as exc:
+                self._down(exc.message)
+            except Exception:  # never let the flusher die; the spool keeps everything
+                log.exception("backbone_flusher_error backend=%s", self.backend)
+                time.sleep(self.interval)
+
+    def _adopt_orphans(self) -> None:
+        for folder in Spool.slots(self.spool_root):
+            if folder == self.spool.folder:
+                continue
+            orphan = Spool.adopt(folder)
+            if orphan is None:
+                continue
+            try:
+                if orphan.pending_bytes() and self._ship_once(orphan, force=True):
+                    log.info("backbone_spool_adopted slot=%s", folder.name)
+            finally:
+                orphan.close()
+
+    # -- everything else goes to the store --------------------------------------------------
+    def append_events(self, events: list[dict[str, Any]]) -> list[str]:
+        return self.store.append_events(events)  # type: ignore[no-any-return]
+
+    def read_events(self, after: str | None = None, limit: int = 1000) -> Page:
+        return self.store.read_events(after, limit)  # type: ignore[no-any-return]
+
+    def wait_events(self, after: str | None, timeout: float = 1.0, limit: int = 1000) -> Page:
+        return self.store.wait_events(after, timeout, limit)  # type: ignore[no-any-return]
+
+    def export_events(self, folder: Path) -> ExportResult:
+        return self.store.export_events(folder)  # type: ignore[no-any-return]
+
+    def read_feedback(self, authority: str, since: str | None = None, limit: int = 100) -> Page:
+        return self.store.read_feedback(authority, since, limit)  # type: ignore[no-any-return]
+
+    def post_outcome(self, check_id: str, unit: str, outcome: str, note: str | None = None
+                     ) -> dict[str, Any]:
+        try:
+            return self.store.post_outcome(check_id, unit, outcome, note)  # type: ignore[no-any-return]
+        except NotFound:
+            # the check may still be in the spool (an outcome posted right after the check)
+            self.flush(timeout=2.0)
+            return self.store.post_outcome(check_id, unit, outcome, note)  # type: ignore[no-any-return]
+
+    def stats(self, month: str, by: str) -> list[dict[str, Any]]:
+        return self.store.stats(month, by)  # type: ignore[no-any-return]
+
+    def read_audit(self, since: str | None = None, limit: int = 100, unit: str | None = None
+                   ) -> Page:
+        return self.store.read_audit(since, limit, unit)  # type: ignore[no-any-return]
+
+    def maintain(self, now: int | None = None) -> dict[str, Any]:
+        return self.store.maintain(now)  # type: ignore[no-any-return]
+
+    def take(self, unit: str, rate_per_s: float) -> Admission:
+        return self.store.take(unit, rate_per_s)  # type: ignore[no-any-return]
+
+    # -- health -----------------------------------------------------------------------------
+    def healthy(self) -> bool:
+        return self._down_since is None and bool(self.store.healthy())
+
+    def status(self) -> dict[str, Any]:
+        """For ``/readyz`` and responses: degraded, why, what waits in the spool, and how
+        long ago live events were last read from the store (how stale they may be)."""
+        read_at = getattr(self.store, "events_read_at", None)
+        reachable = bool(self.store.healthy())
+        degraded = self._down_since is not None or not reachable
+        return {
+            "backend": self.backend,
+            "degraded": degraded,
+            "reason": self._reason or (None if reachable else "backbone unreachable"),
+            "down_s": None if self._down_since is None
+            else round(time.monotonic() - self._down_since, 3),
+            "spool_bytes": self.spool.pending_bytes(),
+            "events_age_s": None if read_at is None else round(time.monotonic() - read_at, 3),
+        }
+
+    def close(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.flush(timeout=timeout if self._down_since is None else 0.0)
+        self.spool.close()
+        self.store.close()

@@ -1,0 +1,173 @@
+"""What the backbone records, built from a check (SPEC §5, §6): pure functions, no I/O.
+
+* ``check_record`` — a check with hits, as delivered to the listing authorities (自动反馈):
+  check id, time, unit, scenario, region, the subject with person ID numbers masked, the hits
+  (entry, list, kind, path, via, authority, measures as id/force/effect/action, the hit's
+  strongest action), decision and snapshot version.
+* ``feed_items`` — one feed item per hit, grouped by the hit entry's ``authority``.
+* ``audit_record`` — one query (every check, hit or not): unit, time, scenario, the subject as a
+  sha256 hash, purpose, consent reference and decision.
+* ``outcome_record`` — a unit's outcome for one of its checks (执行反馈), validated.
+
+Times are ISO-8601 strings in +08:00; ``day_of``/``month_of`` give their China Standard Time
+day (``YYYY-MM-DD``) and month (``YYYY-MM``), which partition files and counters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from indexer import clock, identifiers
+
+from ..errors import Invalid
+
+OUTCOMES = ("intercepted", "fast_tracked", "allowed_after_review", "overridden")
+ACTIONS = ("block", "review", "alert", "green", "pass")
+_RANK = {a: i for i, a in enumerate(reversed(ACTIONS))}
+_AUDIT_SALT = b"screening-audit-v1:"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Records from a cursor, and the cursor to pass next time (unpacks as a pair)."""
+
+    items: list[dict[str, Any]]
+    next: str
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.items, self.next))
+
+
+_second: list[Any] = [None, ""]
+
+
+def now_iso() -> str:
+    """Now in +08:00 with microseconds; the date-time part is formatted once a second."""
+    us = time.time_ns() // 1000
+    sec, frac = divmod(us, 1_000_000)
+    if _second[0] != sec:
+        _second[1] = clock.format_instant(sec * 1_000_000)[:19]
+        _second[0] = sec
+    return f"{_second[1]}.{frac:06d}+08:00"
+
+
+def normal_time(at: Any) -> str:
+    """An ISO time or date rendered in +08:00 (raises ``Invalid`` for anything else)."""
+    try:
+        return clock.format_instant(clock.parse_instant(at))
+    except clock.BadTime as exc:
+        raise Invalid("bad_time", str(exc), field="at") from None
+
+
+def day_of(at: str) -> str:
+    """The CST day of a time already rendered in +08:00 (as every record holds it)."""
+    return at[:10] if at.endswith("+08:00") else normal_time(at)[:10]
+
+
+def month_of(at: str) -> str:
+    return day_of(at)[:7]
+
+
+def _mask_person(value: str | None) -> str | None:
+    if value is None or "*" in value or len(value) != 18:
+        return value
+    return identifiers.mask_ric(value)
+
+
+def strongest(actions: list[str]) -> str:
+    return max(actions, key=_RANK.__getitem__, default="pass")
+
+
+def check_record(result: dict[str, Any], *, unit: str, scenario: str,
+                 region: str | None = None, at: str | None = None) -> dict[str, Any] | None:
+    """The feedback record of a check response (``screening.decision.check``); None without hits.
+
+    Person ID numbers are masked whatever the caller's tier: feeds leave the audit trail.
+    """
+    hits = result.get("hits") or []
+    if not hits:
+        return None
+    subject = result.get("subject") or {}
+    if subject.get("type") == "person":
+        subject = {**subject, "id": _mask_person(subject.get("id"))}
+    recorded = []
+    for h in hits:
+        via = h.get("via")
+        path = h.get("path") or "subject"
+        if via is not None and path.startswith("org_of:"):
+            via = {**via, "id": _mask_person(via.get("id"))}
+        measures = [{"id": m["id"], "force": m.get("force"), "effect": m.get("effect"),
+                     "action": m["action"]} for m in h.get("measures") or ()]
+        action = "pass"
+        for m in measures:
+            if _RANK[m["action"]] > _RANK[action]:
+                action = m["action"]
+        recorded.append({"entry": h["entry"], "list": h["list"], "kind": h.get("kind"),
+                         "path": path, "via": via, "authority": h.get("authority"),
+                         "measures": measures, "action": action})
+    return {
+        "check_id": result["check_id"], "at": normal_time(at) if at else now_iso(),
+        "unit": unit, "scenario": scenario, "region": region,
+        "subject": {"type": subject.get("type"), "id": subject.get("id")},
+        "decision": result.get("decision"), "snapshot": result.get("snapshot"),
+        "hits": recorded,
+    }
+
+
+def authorities(record: dict[str, Any]) -> list[str]:
+    return sorted({h["authority"] for h in record["hits"] if h.get("authority")})
+
+
+def feed_items(record: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """One item per hit, under the hit entry's authority (hits without one go nowhere)."""
+    base = {k: record.get(k) for k in ("check_id", "at", "unit", "scenario", "region", "subject",
+                                       "decision", "snapshot")}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for h in record["hits"]:
+        if h.get("authority"):
+            item = {**base, **{k: h.get(k) for k in ("entry", "list", "kind", "path", "via",
+                                                     "measures", "action")}}
+            out.setdefault(h["authority"], []).append(item)
+    return out
+
+
+def subject_hash(subject_id: str) -> str:
+    """sha256 of a salted, normalised identifier: the audit trail never holds it in clear."""
+    return hashlib.sha256(_AUDIT_SALT + subject_id.encode()).hexdigest()
+
+
+def audit_record(*, unit: str, scenario: str | None, subject: str | None,
+                 decision: str | None, check_id: str | None = None, purpose: str | None = None,
+                 consent: str | None = None, at: str | None = None,
+                 endpoint: str = "check") -> dict[str, Any]:
+    """One audited query. ``subject`` is the normalised identifier (hashed here); ``decision``
+    is None for a query that failed (it still counts as a check for 应查必查 coverage)."""
+    return {"at": normal_time(at) if at else now_iso(), "unit": unit, "endpoint": endpoint,
+            "scenario": scenario, "subject": subject_hash(subject) if subject else None,
+            "purpose": purpose, "consent": consent, "decision": decision,
+            "check_id": check_id}
+
+
+def outcome_record(check_id: str, unit: str, outcome: str, note: str | None,
+                   at: str | None = None) -> dict[str, Any]:
+    if outcome not in OUTCOMES:
+        raise Invalid("bad_outcome", f"outcome must be one of {', '.join(OUTCOMES)}",
+                      field="outcome")
+    if note is not None and not isinstance(note, str):
+        raise Invalid("bad_note", "note must be a string", field="note")
+    if outcome == "overridden" and not (note and note.strip()):
+        raise Invalid("note_required", "an overridden check needs a note saying why",
+                      field="note")
+    return {"check_id": check_id, "outcome": outcome, "note": note, "unit": unit,
+            "at": normal_time(at) if at else now_iso()}
+
+
+def check_event(obj: Any) -> str:
+    """The id of an event object (full validation is the caller's, with ``Overlay.validate``)."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not obj["id"]:
+        raise Invalid("bad_event", "every event is an object with a string 'id'", field="id")
+    return str(obj["id"])
