@@ -6,9 +6,9 @@ writes (lists, measures, scenarios, entries, relations, events). It imports noth
 (every check walks every entry), so that a disagreement with the core points at a real bug
 in one of the two.
 
-Deliberate simplifications: identifiers are assumed to be already normalised valid
-18-character codes (no aliases, no 15-digit forms); records are assumed valid (the build
-would reject the others).
+Deliberate simplifications: identifiers are assumed to be valid 18-character codes (a check
+input is only folded to half-width, stripped of blanks and hyphens and upper-cased; no
+aliases, no 15-digit forms); records are assumed valid (the build would reject the others).
 
 Conventions the SPEC leaves open, chosen here (each is the literal reading of the text):
 
@@ -27,6 +27,7 @@ Conventions the SPEC leaves open, chosen here (each is the literal reading of th
 from __future__ import annotations
 
 import calendar
+import unicodedata
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -111,6 +112,13 @@ def is_valid_uscc(s: str) -> bool:
     if org_code_check_char(s[8:16]) != s[16]:
         return False
     return uscc_check_char(s[:17]) == s[17]
+
+
+def normalise_input(raw: str) -> str:
+    """§2: full-width folded (NFKC), blanks and hyphens removed, upper-cased."""
+    text = unicodedata.normalize("NFKC", raw)
+    text = "".join(ch for ch in text if not ch.isspace() and ch != "-")
+    return text.upper()
 
 
 def mask_id(s: str) -> str:
@@ -263,6 +271,7 @@ class Result:
     hits: list[Hit]
     measures: list[tuple[str, str]]         # top-level (clean_years) measures: (id, action)
     suppressed: list[tuple[str, str, str | None, str]]   # (entry, path, via, reason)
+    subject: tuple[str, str] = ("", "")                  # (type, id as output)
 
     def hit_keys(self) -> set[tuple[str, str, str | None]]:
         return {(h.entry, h.path, h.via) for h in self.hits}
@@ -394,6 +403,7 @@ class Naive:
               type: str | None = None) -> Result:
         t = parse_time(as_of)
         adopted = frozenset(adopted)
+        subject = normalise_input(subject)
         kind = type or subject_type(subject)
         check_region = region if region is not None else caller_region
 
@@ -480,4 +490,6 @@ class Naive:
         for a in actions:
             if ACTION_RANK[a] > ACTION_RANK[decision]:
                 decision = a
-        return Result(decision=decision, hits=hits, measures=top, suppressed=suppressed)
+        shown = mask_id(subject) if tier == "public" and kind == "person" else subject
+        return Result(decision=decision, hits=hits, measures=top, suppressed=suppressed,
+                      subject=(kind, shown))

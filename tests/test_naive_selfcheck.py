@@ -74,18 +74,21 @@ def test_times_and_regions() -> None:
     assert not scope_covers("3502", "350102")
 
 
+SRC_VALIDITY = dict(
+    lists=LISTS, measures=MEASURES, scenarios=SCENARIOS,
+    entries=[entry("E1", "black.a", ORG, "2025-03-01", "2026-03-01")],
+    events=[
+        {"id": "V1", "at": "2025-06-01T10:00:00+08:00", "entry": "E1",
+         "type": "objection_opened"},
+        {"id": "V2", "at": "2025-06-02T10:00:00+08:00", "entry": "E1",
+         "type": "objection_closed", "result": "rejected"},
+        {"id": "V3", "at": "2025-09-01T00:00:00+08:00", "entry": "E1", "type": "exited",
+         "reason": "repaired"},
+    ])
+
+
 def test_validity_exit_watch_and_objections() -> None:
-    naive = Naive(
-        lists=LISTS, measures=MEASURES, scenarios=SCENARIOS,
-        entries=[entry("E1", "black.a", ORG, "2025-03-01", "2026-03-01")],
-        events=[
-            {"id": "V1", "at": "2025-06-01T10:00:00+08:00", "entry": "E1",
-             "type": "objection_opened"},
-            {"id": "V2", "at": "2025-06-02T10:00:00+08:00", "entry": "E1",
-             "type": "objection_closed", "result": "rejected"},
-            {"id": "V3", "at": "2025-09-01T00:00:00+08:00", "entry": "E1", "type": "exited",
-             "reason": "repaired"},
-        ])
+    naive = Naive(**SRC_VALIDITY)
 
     def dec(as_of: str, **kw: object) -> tuple[str, set, set]:
         r = naive.check(ORG, "gp", as_of=as_of, **kw)
@@ -104,12 +107,15 @@ def test_validity_exit_watch_and_objections() -> None:
     assert dec("2025-09-11") == ("pass", set(), set())
 
 
+SRC_WATCH = dict(
+    lists=LISTS, measures=MEASURES, scenarios=SCENARIOS,
+    entries=[entry("E1", "black.a", ORG, "2025-03-01", "2025-04-01")],
+    events=[{"id": "V1", "at": "2025-03-20T00:00:00+08:00", "entry": "E1",
+             "type": "objection_opened"}])
+
+
 def test_watch_from_valid_until_not_suspended_by_objection() -> None:
-    naive = Naive(
-        lists=LISTS, measures=MEASURES, scenarios=SCENARIOS,
-        entries=[entry("E1", "black.a", ORG, "2025-03-01", "2025-04-01")],
-        events=[{"id": "V1", "at": "2025-03-20T00:00:00+08:00", "entry": "E1",
-                 "type": "objection_opened"}])
+    naive = Naive(**SRC_WATCH)
     r = naive.check(ORG, "gp", as_of="2025-03-31T23:59:59+08:00")
     assert r.decision == "pass" and [s[0] for s in r.suppressed] == ["E1"]
     r = naive.check(ORG, "gp", as_of="2025-04-01")
@@ -117,39 +123,47 @@ def test_watch_from_valid_until_not_suspended_by_objection() -> None:
     assert r.suppressed == []
 
 
+TIE_AT = "2025-05-01T00:00:00+08:00"
+_TIE_COMMON = dict(lists=LISTS, measures=MEASURES, scenarios=SCENARIOS,
+                   entries=[entry("E1", "black.a", ORG, "2025-03-01")])
+_OPENED = {"id": "V1", "at": TIE_AT, "entry": "E1", "type": "objection_opened"}
+_CLOSED = {"id": "V2", "at": "2025-04-30T16:00:00+00:00", "entry": "E1",
+           "type": "objection_closed", "result": "rejected"}       # the same instant
+SRC_TIE_OPEN_CLOSE = dict(events=[_OPENED, _CLOSED], **_TIE_COMMON)
+SRC_TIE_CLOSE_OPEN = dict(events=[_CLOSED, _OPENED], **_TIE_COMMON)
+
+
 def test_objection_ties_follow_file_order() -> None:
-    common = dict(lists=LISTS, measures=MEASURES, scenarios=SCENARIOS,
-                  entries=[entry("E1", "black.a", ORG, "2025-03-01")])
-    at = "2025-05-01T00:00:00+08:00"
-    opened = {"id": "V1", "at": at, "entry": "E1", "type": "objection_opened"}
-    closed = {"id": "V2", "at": at, "entry": "E1", "type": "objection_closed",
-              "result": "rejected"}
+    at = TIE_AT
     # Opened then closed at the same instant: never open.
-    naive = Naive(events=[opened, closed], **common)  # type: ignore[arg-type]
+    naive = Naive(**SRC_TIE_OPEN_CLOSE)  # type: ignore[arg-type]
     assert naive.check(ORG, "gp", as_of=at).decision == "block"
     # Closed (nothing open) then opened: open from `at` on.
-    naive = Naive(events=[closed, opened], **common)  # type: ignore[arg-type]
+    naive = Naive(**SRC_TIE_CLOSE_OPEN)  # type: ignore[arg-type]
     assert naive.check(ORG, "gp", as_of=at).decision == "pass"
     assert naive.check(ORG, "gp", as_of="2025-04-30T23:59:59+08:00").decision == "block"
 
 
+SRC_PURGES = dict(
+    lists=LISTS, measures=MEASURES, scenarios=SCENARIOS,
+    entries=[entry("E1", "black.nosusp", ORG, "2025-03-01"),
+             entry("E2", "black.a", ORG2, "2025-03-01", "2025-05-01"),
+             entry("E3", "black.a", PERSON, "2025-03-01", "2025-05-01")],
+    events=[
+        {"id": "V1", "at": "2025-03-10T00:00:00+08:00", "entry": "E1",
+         "type": "objection_opened"},
+        {"id": "V2", "at": "2025-03-10T00:00:00+08:00", "entry": "E2", "type": "revoked"},
+        {"id": "V3", "at": "2025-03-10T00:00:00+08:00", "entry": "E3",
+         "type": "objection_opened"},
+        {"id": "V4", "at": "2026-03-10T00:00:00+08:00", "entry": "E3",
+         "type": "objection_closed", "result": "upheld"},
+        {"id": "V5", "at": "2025-01-01T00:00:00+08:00", "type": "listed",
+         "record": entry("E4", "red.a", ORG2, "2025-01-01")},
+    ])
+
+
 def test_no_suspension_and_purges() -> None:
-    naive = Naive(
-        lists=LISTS, measures=MEASURES, scenarios=SCENARIOS,
-        entries=[entry("E1", "black.nosusp", ORG, "2025-03-01"),
-                 entry("E2", "black.a", ORG2, "2025-03-01", "2025-05-01"),
-                 entry("E3", "black.a", PERSON, "2025-03-01", "2025-05-01")],
-        events=[
-            {"id": "V1", "at": "2025-03-10T00:00:00+08:00", "entry": "E1",
-             "type": "objection_opened"},
-            {"id": "V2", "at": "2025-03-10T00:00:00+08:00", "entry": "E2", "type": "revoked"},
-            {"id": "V3", "at": "2025-03-10T00:00:00+08:00", "entry": "E3",
-             "type": "objection_opened"},
-            {"id": "V4", "at": "2026-03-10T00:00:00+08:00", "entry": "E3",
-             "type": "objection_closed", "result": "upheld"},
-            {"id": "V5", "at": "2025-01-01T00:00:00+08:00", "type": "listed",
-             "record": entry("E4", "red.a", ORG2, "2025-01-01")},
-        ])
+    naive = Naive(**SRC_PURGES)
     # Not suspended on black.nosusp; recommended block not adopted -> review.
     r = naive.check(ORG, "gp", as_of="2025-03-11")
     assert r.decision == "review" and r.hits[0].measures == [("M-rec", "review")]
@@ -165,19 +179,22 @@ def test_no_suspension_and_purges() -> None:
     assert naive.check(ORG2, "gp", as_of="2025-01-01").decision == "green"
 
 
+SRC_LINKS = dict(
+    lists=LISTS, measures=MEASURES, scenarios=SCENARIOS,
+    entries=[
+        entry("E1", "black.a", ORG, "2025-01-01", scope="35",
+              persons=[{"role": "legal_rep", "id": PERSON2, "name": "p"}]),
+        entry("E2", "black.nosusp", PERSON, "2025-01-01", publicity="authorized"),
+        entry("E3", "red.a", PERSON, "2025-01-01"),
+        entry("E4", "red.a", ORG2, "2025-01-01"),
+    ],
+    relations=[{"org": ORG, "person": PERSON, "role": "legal_rep", "name": "p"},
+               {"org": ORG, "person": PERSON, "role": "director", "name": "p"},
+               {"org": ORG2, "person": PERSON, "role": "director", "name": "p"}])
+
+
 def test_links_red_conflict_and_visibility() -> None:
-    naive = Naive(
-        lists=LISTS, measures=MEASURES, scenarios=SCENARIOS,
-        entries=[
-            entry("E1", "black.a", ORG, "2025-01-01", scope="35",
-                  persons=[{"role": "legal_rep", "id": PERSON2, "name": "p"}]),
-            entry("E2", "black.nosusp", PERSON, "2025-01-01", publicity="authorized"),
-            entry("E3", "red.a", PERSON, "2025-01-01"),
-            entry("E4", "red.a", ORG2, "2025-01-01"),
-        ],
-        relations=[{"org": ORG, "person": PERSON, "role": "legal_rep", "name": "p"},
-                   {"org": ORG, "person": PERSON, "role": "director", "name": "p"},
-                   {"org": ORG2, "person": PERSON, "role": "director", "name": "p"}])
+    naive = Naive(**SRC_LINKS)
     t = "2025-02-01"
     # Person via relation: linked:legal_rep reaches E1 (scope 35 covers 350102 only).
     r = naive.check(PERSON, "gp", as_of=t, caller_region="350102")
@@ -208,14 +225,17 @@ def test_links_red_conflict_and_visibility() -> None:
                             ("E4", "subject", None)}
 
 
+SRC_CLEAN = dict(
+    lists=LISTS, measures=MEASURES, scenarios=SCENARIOS,
+    entries=[entry("E1", "black.nosusp", ORG, "2021-01-01", "2022-03-01"),
+             entry("E2", "black.a", PERSON, "2021-01-01", "2021-06-01"),
+             entry("E3", "red.a", PERSON2, "2021-01-01")],
+    events=[{"id": "V1", "at": "2021-02-01T00:00:00+08:00", "entry": "E2",
+             "type": "objection_opened"}])
+
+
 def test_clean_years() -> None:
-    naive = Naive(
-        lists=LISTS, measures=MEASURES, scenarios=SCENARIOS,
-        entries=[entry("E1", "black.nosusp", ORG, "2021-01-01", "2022-03-01"),
-                 entry("E2", "black.a", PERSON, "2021-01-01", "2021-06-01"),
-                 entry("E3", "red.a", PERSON2, "2021-01-01")],
-        events=[{"id": "V1", "at": "2021-02-01T00:00:00+08:00", "entry": "E2",
-                 "type": "objection_opened"}])
+    naive = Naive(**SRC_CLEAN)
     # E1 in effect until 2022-03-01 exclusive: 3 years back from 2025-03-01 is 2022-03-01.
     assert naive.check(ORG, "honors", as_of="2025-02-28T23:59:59+08:00",
                        tier="agency").measures == []
@@ -234,6 +254,18 @@ def test_clean_years() -> None:
     assert naive.check(ORG2, "gp", as_of="2025-01-01").decision == "pass"
 
 
+SRC_LEAP = dict(lists=LISTS, measures=[{**MEASURES[4], "clean_years": 1}],
+                scenarios=SCENARIOS,
+                entries=[entry("E1", "black.a", ORG, "2027-01-01",
+                               "2027-02-28T12:00:00.000001+08:00")])
+
+# Every hand-written source above, for tests/test_differential_cases.py.
+SOURCES = {"validity": SRC_VALIDITY, "watch": SRC_WATCH, "tie_open_close": SRC_TIE_OPEN_CLOSE,
+           "tie_close_open": SRC_TIE_CLOSE_OPEN, "purges": SRC_PURGES, "links": SRC_LINKS,
+           "clean": SRC_CLEAN, "leap": SRC_LEAP}
+SUBJECTS = (ORG, ORG2, PERSON, PERSON2)
+
+
 @pytest.mark.parametrize("as_of,expected", [
     ("2027-02-28T12:00:00+08:00", "pass"),           # in effect
     ("2028-02-28T12:00:00+08:00", "pass"),           # back to 2027-02-28 12:00
@@ -242,8 +274,5 @@ def test_clean_years() -> None:
     ("2028-02-29T04:00:00.000001Z", "green"),        # same instant, offset irrelevant
 ])
 def test_clean_years_leap_day(as_of: str, expected: str) -> None:
-    naive = Naive(lists=LISTS, measures=[{**MEASURES[4], "clean_years": 1}],
-                  scenarios=SCENARIOS,
-                  entries=[entry("E1", "black.a", ORG, "2027-01-01",
-                                 "2027-02-28T12:00:00.000001+08:00")])
+    naive = Naive(**SRC_LEAP)
     assert naive.check(ORG, "honors", as_of=as_of, tier="public").decision == expected
