@@ -7,19 +7,47 @@ fails when there are more than ``max_rejects``.
 
 from __future__ import annotations
 
+import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from . import snapshot
-from .compiler import Compiler, DuplicateId
-from .records import (Event, ListDef, Measure, RecordError, Scenario, parse_entry, parse_event,
-                      parse_list, parse_measure, parse_relation, parse_scenario)
-from .source import (Progress, Rejects, catalogue_file, describe, folder_files, parsed, records,
-                     source_files)
+from .compiler import Compiler
+from .ingest import EntryIngest
+from .records import (
+    Entry,
+    Event,
+    ListDef,
+    Measure,
+    RecordError,
+    Scenario,
+    parse_entry,
+    parse_event,
+    parse_list,
+    parse_measure,
+    parse_scenario,
+)
+from .relations import RelationIngest
+from .source import (
+    Progress,
+    Reject,
+    Rejects,
+    catalogue_file,
+    chunks,
+    decode,
+    describe,
+    folder_files,
+    line_groups,
+    parsed,
+    source_files,
+)
 
 
 class BuildFailed(Exception):
@@ -83,33 +111,35 @@ def build(source: Path | str, out: Path | str, *, max_rejects: int = 0,
     files = source_files(root)
     bar = Progress(sum(p.stat().st_size for p in files), progress)
     rejects = Rejects()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the build makes millions of short-lived objects and no reference cycles
     try:
-        lists, scenarios, measures = _catalogues(root, rejects, bar)
-        compiler = Compiler(lists, measures, scenarios)
-        events: list[tuple[str, int, Event]] = []
-        for path in folder_files(root, "events"):
-            events.extend(parsed(root, path, rejects, parse_event, bar))
-        for path in folder_files(root, "entries"):
-            for rel, line, obj in records(root, path, rejects, bar):
-                _add_entry(compiler, lists, obj, rel, line, rejects)
-        for rel, line, ev in events:
-            if ev.type == "listed":
-                _add_entry(compiler, lists, ev.record, rel, line, rejects)
+        with _progress(bar):
+            lists, scenarios, measures = _catalogues(root, rejects, bar)
+            compiler = Compiler(lists, measures, scenarios)
+            events: list[tuple[str, int, Event]] = []
+            for path in folder_files(root, "events"):
+                events.extend(parsed(root, path, rejects, parse_event, bar))
+            ordered, names = _ingest_entries(root, compiler, lists, events, bar)
+            relation_rejects = _ingest_relations(root, compiler, bar)
+        ordered.extend(compiler.dedupe())
+        ordered.sort(key=lambda r: (r[0], r[1]))
+        for file_no, line, reason, message in ordered:
+            rejects.add(names[file_no], line, reason, message)
         _add_events(compiler, events, rejects)
-        for path in folder_files(root, "relations"):
-            for rel, line, (org, person, role, name) in parsed(root, path, rejects,
-                                                               parse_relation, bar):
-                compiler.add_relation(org, person, role, name)
+        rejects.items.extend(relation_rejects)
+        report = _write_rejects(out, rejects) if len(rejects) else None
+        if len(rejects) > max_rejects:
+            first = rejects.items[0]
+            raise BuildFailed(
+                f"{len(rejects)} rejected record(s), more than --max-rejects {max_rejects}; "
+                f"first: {first.file}:{first.line}: {first.reason}: {first.message}",
+                [r.as_dict() for r in rejects.items], report)
+        arrays, catalog, counts = compiler.compile()
+        del compiler
     finally:
-        bar.close()
-    report = _write_rejects(out, rejects) if len(rejects) else None
-    if len(rejects) > max_rejects:
-        first = rejects.items[0]
-        raise BuildFailed(
-            f"{len(rejects)} rejected record(s), more than --max-rejects {max_rejects}; first: "
-            f"{first.file}:{first.line}: {first.reason}: {first.message}",
-            [r.as_dict() for r in rejects.items], report)
-    arrays, catalog, counts = compiler.compile()
+        if gc_was_enabled:
+            gc.enable()
     counts["rejects"] = len(rejects)
     folder, version = snapshot.write(out, arrays=arrays, catalog=catalog, counts=counts,
                                      source=describe(root, files))
@@ -117,14 +147,68 @@ def build(source: Path | str, out: Path | str, *, max_rejects: int = 0,
                        time.monotonic() - started)
 
 
-def _add_entry(compiler: Compiler, lists: dict[str, ListDef], obj: Any, rel: str, line: int,
-               rejects: Rejects) -> None:
+@contextmanager
+def _progress(bar: Progress) -> Iterator[None]:
     try:
-        compiler.add_entry(parse_entry(obj, lists))
-    except RecordError as exc:
-        rejects.add(rel, line, exc.reason, exc.message)
-    except DuplicateId as exc:
-        rejects.add(rel, line, "duplicate_id", str(exc))
+        yield
+    finally:
+        bar.close()
+
+
+def _ingest_entries(root: Path, compiler: Compiler, lists: dict[str, ListDef],
+                    events: list[tuple[str, int, Event]], bar: Progress
+                    ) -> tuple[list[tuple[int, int, str, str]], list[str]]:
+    """Read entry files, then ``listed`` events' records; return their rejects keyed by
+    (file number, line) — entry files first, then event files, in build order — and the
+    file names by number."""
+    referenced: set[str] = set()
+    for _, _, ev in events:
+        target = ev.record.get("id") if ev.type == "listed" and ev.record is not None else ev.entry
+        if isinstance(target, str):
+            referenced.add(target)
+    ingest = compiler.entries = EntryIngest(lists, compiler.store, referenced)
+    out: list[tuple[int, int, str, str]] = []
+    paths = folder_files(root, "entries")
+    names = [str(path.relative_to(root)) for path in paths]
+    for file_no, path in enumerate(paths):
+        for objs, lines, bad in chunks(path, bar):
+            found = ingest.chunk(objs, lines, file_no) if objs else []
+            out.extend((file_no, line, reason, message)
+                       for line, reason, message in sorted(bad + found, key=lambda r: r[0]))
+    event_files: dict[str, int] = {}
+    listed: list[Entry] = []
+    where: list[tuple[int, int]] = []
+    for rel, line, ev in events:
+        if ev.type != "listed":
+            continue
+        file_no = event_files.setdefault(rel, len(paths) + len(event_files))
+        if file_no == len(names):
+            names.append(rel)
+        try:
+            listed.append(parse_entry(ev.record, lists))
+        except RecordError as exc:
+            out.append((file_no, line, exc.reason, exc.message))
+            continue
+        where.append((file_no, line))
+    if listed:
+        ingest.entries(listed, np.array([line for _, line in where], dtype=np.int64),
+                       np.array([file_no for file_no, _ in where], dtype=np.int32))
+    return out, names
+
+
+def _ingest_relations(root: Path, compiler: Compiler, bar: Progress) -> list[Reject]:
+    ingest = compiler.relations = RelationIngest(compiler.store)
+    out: list[Reject] = []
+    for path in folder_files(root, "relations"):
+        rel = str(path.relative_to(root))
+        for group, first, newline in line_groups(path, bar):
+            found = ingest.raw_chunk(group, first, newline=newline)
+            if found is None:
+                objs, lines, bad = decode(group, first, newline=newline)
+                found = bad + (ingest.chunk(objs, lines) if objs else [])
+            out.extend(Reject(rel, line, reason, message)
+                       for line, reason, message in sorted(found, key=lambda r: r[0]))
+    return out
 
 
 def _add_events(compiler: Compiler, events: list[tuple[str, int, Event]],
@@ -136,10 +220,10 @@ def _add_events(compiler: Compiler, events: list[tuple[str, int, Event]],
             continue
         seen.add(ev.id)
         if ev.type == "listed":
-            if ev.record is not None and ev.record.get("id") in compiler.entry_index:
+            if ev.record is not None and compiler.entry_row(ev.record.get("id")) is not None:
                 compiler.add_event(ev.id, None, ev.at, seq, ev.type, None)
             continue
-        row = compiler.entry_index.get(ev.entry or "")
+        row = compiler.entry_row(ev.entry or "")
         if row is None:
             rejects.add(rel, line, "unknown_entry", f"event names unknown entry {ev.entry!r}")
             continue

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+import numpy as np
 import orjson
 
 from .records import RecordError
@@ -106,6 +107,63 @@ def records(root: Path, path: Path, rejects: Rejects,
                 rejects.add(rel, number, "bad_json", f"not valid JSON: {exc}")
                 continue
             yield rel, number, obj
+
+
+CHUNK_LINES = 4096
+_BLOCK = 1 << 23
+
+
+def line_groups(path: Path, progress: Callable[[int], None] | None = None,
+                size: int = CHUNK_LINES) -> Iterator[tuple[list[bytes], int, bool]]:
+    """Yield (raw lines without their newline, number of the first, whether they had one)
+    for runs of up to ``size`` lines."""
+    with _open(path) as f:
+        number = 0
+        tail = b""
+        while True:
+            block = f.read(_BLOCK)
+            if progress is not None and block:
+                progress(len(block))
+            if not block:
+                break
+            lines = (tail + block).split(b"\n")
+            tail = lines.pop()
+            for start in range(0, len(lines), size):
+                group = lines[start:start + size]
+                yield group, number + 1, True
+                number += len(group)
+        if tail:
+            yield [tail], number + 1, False
+
+
+def chunks(path: Path, progress: Callable[[int], None] | None = None,
+           size: int = CHUNK_LINES) -> Iterator[tuple[list[Any], np.ndarray, list[tuple[int, str, str]]]]:
+    """Yield (decoded objects, their line numbers, bad-JSON rejects as (line, reason, message))
+    for runs of up to ``size`` lines; blank lines are skipped, as ``records`` does."""
+    for group, first, newline in line_groups(path, progress, size):
+        yield decode(group, first, newline=newline)
+
+
+def decode(lines: list[bytes], first: int, *, newline: bool
+            ) -> tuple[list[Any], np.ndarray, list[tuple[int, str, str]]]:
+    try:
+        return (list(map(orjson.loads, lines)),
+                np.arange(first, first + len(lines), dtype=np.int64), [])
+    except orjson.JSONDecodeError:
+        pass
+    objs: list[Any] = []
+    numbers: list[int] = []
+    bad: list[tuple[int, str, str]] = []
+    for number, raw in enumerate(lines, first):
+        if not raw.strip():
+            continue
+        try:
+            objs.append(orjson.loads(raw + b"\n" if newline else raw))
+        except orjson.JSONDecodeError as exc:
+            bad.append((number, "bad_json", f"not valid JSON: {exc}"))
+            continue
+        numbers.append(number)
+    return objs, np.asarray(numbers, dtype=np.int64), bad
 
 
 def parsed(root: Path, path: Path, rejects: Rejects, parse: Callable[[Any], T],
