@@ -39,6 +39,7 @@ from .errors import Forbidden, RateLimited, Unauthorized
 
 TIER_RANK = {t: i for i, t in enumerate(TIERS)}
 _HEX = frozenset("0123456789abcdef")
+_SEEN_MAX = 4096  # remembered Authorization headers (valid keys only)
 
 
 class AccountsError(ValueError):
@@ -141,6 +142,7 @@ class Accounts:
             self._by_hash[digest] = account
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
+        self._seen: dict[str | bytes, Account] = {}  # header -> account, known keys only
 
     @classmethod
     def load(cls, path: Path | None) -> Accounts:
@@ -169,21 +171,30 @@ class Accounts:
         """The account of an ``Authorization: Bearer <key>`` header, within its rate."""
         if self.open:
             return ANONYMOUS
+        account = self._seen.get(authorization) if authorization else None
+        if account is None:
+            account = self._lookup(authorization)
+            if len(self._seen) >= _SEEN_MAX:
+                self._seen.clear()
+            self._seen[authorization] = account  # type: ignore[index]
+        if account.rate_per_s is not None:
+            self._take(account)
+        return account
+
+    def _lookup(self, authorization: str | bytes | None) -> Account:
         if not authorization:
             raise Unauthorized("missing_key", "send the unit's API key as "
                                "'Authorization: Bearer <key>'")
-        if isinstance(authorization, bytes):
-            authorization = authorization.decode("latin-1")
-        scheme, _, key = authorization.strip().partition(" ")
+        if isinstance(authorization, str):
+            authorization = authorization.encode("utf-8", "surrogateescape")
+        scheme, _, key = authorization.strip().partition(b" ")
         key = key.strip()
-        if scheme.lower() != "bearer" or not key:
+        if scheme.lower() != b"bearer" or not key:
             raise Unauthorized("missing_key", "the Authorization header must be "
                                "'Bearer <key>'")
-        account = self._by_hash.get(hashlib.sha256(key.encode("utf-8", "replace")).hexdigest())
+        account = self._by_hash.get(hashlib.sha256(key).hexdigest())
         if account is None:
             raise Unauthorized("bad_key", "the API key is not known")
-        if account.rate_per_s is not None:
-            self._take(account)
         return account
 
     def _take(self, account: Account) -> None:

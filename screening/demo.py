@@ -3,7 +3,8 @@
 Needs nothing beyond the Python install: the source comes from ``bench.generate`` when it is
 importable (a source checkout), else from the small generator below, which writes a valid
 SPEC §3 folder of organisations and persons over a handful of lists, measures and scenarios.
-The printed key belongs to a national ``agency`` account; a ``public`` key is printed too.
+The printed key belongs to an ``agency`` account of 福州 (350100); a national ``public`` key is
+printed too. The curl line names an organisation that this agency would see blocked.
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ import orjson
 
 from indexer.build import build
 from indexer.identifiers import org_code_check_char, ric_check_char, uscc_check_char
+from indexer.snapshot import Snapshot
 
+from .decision import Caller, CheckRequest, check
+from .errors import ScreeningError
 from .settings import Settings
+
+DEMO_REGION = "350100"
 
 LISTS: list[dict[str, Any]] = [
     {"code": "court.dishonest_debtor", "name": "失信被执行人名单", "kind": "black",
@@ -122,7 +128,7 @@ def _entries(rng: random.Random, n: int) -> Iterator[tuple[dict[str, Any], dict[
         yield ({"id": f"E-{i:07d}", "list": code, "subject": subject,
                 "authority": f"{region}执法机关", "region": region, "scope": "national",
                 "valid_from": valid_from, "valid_until": valid_until,
-                "reason": "有履行能力而拒不履行生效法律文书确定义务" if code in BLACK else "纳税信用A级",
+                "reason": "拒不履行生效法律文书确定义务" if code in BLACK else "纳税信用A级",
                 "basis": f"（{start_year}）闽执{i}号", "persons": persons}, relation)
 
 
@@ -170,21 +176,34 @@ def write_demo_accounts(path: Path) -> dict[str, str]:
     """Write demo accounts (agency, public) with fresh keys; return tier → key."""
     keys = {"agency": "demo-agency-" + secrets.token_urlsafe(18),
             "public": "demo-public-" + secrets.token_urlsafe(18)}
-    rows = [account_line("DEMO-AGENCY", "演示审批单位", keys["agency"], "agency"),
+    rows = [account_line("DEMO-AGENCY", "演示审批单位（福州）", keys["agency"], "agency",
+                         DEMO_REGION),
             account_line("DEMO-PUBLIC", "演示市场用户", keys["public"], "public")]
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     return keys
 
 
-def _listed_example(source: Path) -> str | None:
-    """An organisation on a black list, for the printed curl line."""
+def blocked_example(snapshots: Path, source: Path, caller: Caller,
+                    scenario: str = "government_procurement", tries: int = 20_000) -> str | None:
+    """An organisation the demo caller would see blocked, for the printed curl line."""
+    snap = Snapshot.open(snapshots)
+    seen = 0
     for path in sorted((source / "entries").glob("*.jsonl")):
         with path.open("rb") as f:
             for raw in f:
-                entry = orjson.loads(raw)
-                if entry.get("list") == "court.dishonest_debtor" \
-                        and entry["subject"]["type"] == "org" and entry.get("valid_until") is None:
-                    return str(entry["subject"]["id"])
+                subject = orjson.loads(raw).get("subject") or {}
+                if subject.get("type") != "org":
+                    continue
+                seen += 1
+                if seen > tries:
+                    return None
+                try:
+                    result = check(snap, CheckRequest(subject=subject["id"], scenario=scenario),
+                                   caller)
+                except ScreeningError:
+                    continue
+                if result["decision"] == "block":
+                    return str(subject["id"])
     return None
 
 
@@ -199,7 +218,8 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"demo: built snapshot {result.version} ({result.rejects} rejects) at {result.path}",
           flush=True)
     keys = write_demo_accounts(work / "accounts.jsonl")
-    subject = _listed_example(source) or "91350100M000100Y43"
+    agency = Caller(unit="DEMO-AGENCY", tier="agency", region=DEMO_REGION)
+    subject = blocked_example(snapshots, source, agency) or "91350100M000100Y43"
     base = f"http://{args.host}:{args.port}"
     print(f"demo: accounts in {work / 'accounts.jsonl'}")
     print(f"demo key (agency): {keys['agency']}")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from indexer import clock
 from indexer.snapshot import CorruptSnapshot, Snapshot, read_manifest, snapshot_folders
 
 from .decision import rules_for
@@ -47,8 +48,6 @@ class Loaded:
 
     def describe(self) -> dict[str, Any]:
         """The body of ``GET /v1/snapshot``."""
-        from indexer import clock
-
         return {"version": self.version,
                 "built_at": clock.format_instant(int(self.built_at * 1_000_000)),
                 "loaded_at": clock.format_instant(int(self.loaded_at * 1_000_000)),
