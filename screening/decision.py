@@ -74,6 +74,7 @@ class Rules:
         index = {c: i for i, c in enumerate(self.list_codes)}
         self.by_key: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
         self.clean: dict[str, list[dict[str, Any]]] = {}
+        self._unlisted: dict[tuple[str, frozenset[str]], tuple[int, list[dict[str, Any]]]] = {}
         for m in cat["measures"]:
             if m["clean_years"] is not None:
                 for sc in m["scenarios"]:
@@ -102,6 +103,22 @@ class Rules:
         self.s_links = a["subject_links"]
         self.s_named_off = v(a["subject_named_off"])
         self.s_named = a["subject_named"]
+
+    def unlisted(self, scenario: str, adopted: frozenset[str]) -> tuple[int, list[dict[str, Any]]]:
+        """Decision rank and top-level measures of a subject found nowhere (cached).
+
+        Such a subject has no entries, so every ``clean_years`` measure of the scenario that
+        targets the subject applies, whatever ``as_of``: the general rule, evaluated once.
+        """
+        key = (scenario, adopted)
+        cached = self._unlisted.get(key)
+        if cached is None:
+            top = [_applied(m, adopted) for m in self.clean.get(scenario, ())
+                   if "subject" in m["targets"] or not m["targets"]]
+            cached = (max((RANK[m["action"]] for m in top), default=0), top)
+            if len(self._unlisted) < 4096:
+                self._unlisted[key] = cached
+        return cached[0], list(cached[1])
 
 
 def _view(arr: Any) -> Any:
@@ -174,13 +191,21 @@ def resolve(snap: Snapshot, raw: Any, type_: str | None,
     return Subject(ident.type, ident.value, None)
 
 
+_AS_OF_MIN = clock.parse_instant("1800-01-01")
+_AS_OF_MAX = clock.parse_instant("9000-01-01")
+
+
 def _as_of(value: str | None) -> int:
     if value is None:
         return clock.now()
     try:
-        return clock.parse_instant(value)
+        instant = clock.parse_instant(value)
     except clock.BadTime as exc:
         raise Invalid("bad_as_of", str(exc), field="as_of") from None
+    if not _AS_OF_MIN <= instant < _AS_OF_MAX:
+        raise Invalid("bad_as_of", f"as_of {value!r} is outside 1800-01-01 .. 9000-01-01",
+                      field="as_of")
+    return instant
 
 
 def check_region(requested: str | None, caller: Caller) -> str:
@@ -390,7 +415,9 @@ def decide(c: _Check, subject: Subject, name: str | None) -> dict[str, Any]:
                 hit["name_mismatch"] = mismatch
             hits.append(hit)
     clean = rules.clean.get(c.scenario)
-    if clean:
+    if subject.row is None:
+        decision, top = rules.unlisted(c.scenario, adopted)
+    elif clean:
         qualifies: dict[int, bool] = {}
         for m in clean:
             years = m["clean_years"]
