@@ -518,6 +518,7 @@ def check_batch(snap: Snapshot, scenario: str, items: list[Any], caller: Caller,
     check_region_prefix = check_region(region, caller)
     instant = _as_of(as_of)
     out: list[dict[str, Any]] = []
+    contexts: dict[bool, _Check] = {}
     for item in items:
         try:
             if isinstance(item, str):
@@ -529,9 +530,13 @@ def check_batch(snap: Snapshot, scenario: str, items: list[Any], caller: Caller,
             else:
                 raise Invalid("bad_item", "each item is an object with 'subject' or a string")
             subject = resolve(snap, raw, type_, overlay)
-            c = _Check(snap, rules, caller, scenario, check_region_prefix, instant,
-                       bool(item.get("consent", consent) if isinstance(item, dict) else consent),
-                       overlay)
+            with_consent = bool(item.get("consent", consent) if isinstance(item, dict)
+                                else consent)
+            c = contexts.get(with_consent)
+            if c is None:
+                c = contexts[with_consent] = _Check(snap, rules, caller, scenario,
+                                                    check_region_prefix, instant, with_consent,
+                                                    overlay)
             out.append(decide(c, subject, name))
         except Invalid as exc:
             out.append(exc.body())
