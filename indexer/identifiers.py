@@ -215,7 +215,11 @@ def parse(raw: str, type: str | None = None) -> Identifier:
     """
     if type is not None and type not in ("org", "person"):
         raise IdentifierError("unknown_type", f"type must be 'org' or 'person', not {type!r}")
-    s = normalize(raw)
+    return parse_normalized(normalize(raw), type)
+
+
+def parse_normalized(s: str, type: str | None = None) -> Identifier:
+    """``parse`` for a string already through ``normalize`` (and a checked ``type``)."""
     n = len(s)
     if type == "person":
         return Identifier("ric", validate_ric(s))

@@ -173,7 +173,7 @@ def resolve(snap: Snapshot, raw: Any, type_: str | None,
                    else overlay.subject_info[row - len(snap.subject_key)][0])  # type: ignore[union-attr]
             return Subject(stype, sid, row)
     try:
-        ident = identifiers.parse(key, type_)
+        ident = identifiers.parse_normalized(key, type_)
     except identifiers.IdentifierError as exc:
         raise Invalid(exc.code, exc.message, field="subject", expected=exc.expected) from None
     if ident.form == "org_code":
