@@ -149,12 +149,11 @@ def validate_ric(s: str) -> str:
         raise IdentifierError("bad_length",
                               f"an ID number has 18 (or 15) characters, not {n}", form="ric")
     if not (s.isascii() and s[:17].isdigit() and (s[17] == "X" or s[17].isdigit())):
-        bad = next((c for c in s[:17] if c not in _DIGITS), None)
-        if bad is None:
-            bad = s[17]
-            msg = f"the last character of an ID number is a digit or X, not {bad!r}"
+        wrong = next((c for c in s[:17] if c not in _DIGITS), None)
+        if wrong is None:
+            msg = f"the last character of an ID number is a digit or X, not {s[17]!r}"
         else:
-            msg = f"characters 1-17 of an ID number are digits; found {bad!r}"
+            msg = f"characters 1-17 of an ID number are digits; found {wrong!r}"
         raise IdentifierError("bad_character", msg, form="ric")
     _check_birth_date(s)
     expected = ric_check_char(s)

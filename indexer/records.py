@@ -6,6 +6,8 @@ Every parse function takes the decoded JSON object and either returns a value or
 
 from __future__ import annotations
 
+import builtins
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +85,7 @@ class Entry:
     subject_type: str
     subject_id: str
     subject_name: str | None
-    aliases: list[str]
+    aliases: builtins.list[str]  # builtins: the class has a field named 'list'
     authority: str | None
     region: str | None
     scope: str  # the scope prefix ("" for national)
@@ -92,7 +94,7 @@ class Entry:
     reason: str | None
     basis: str | None
     publicity: str | None
-    persons: list[Person] = field(default_factory=list)
+    persons: builtins.list[Person] = field(default_factory=builtins.list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,9 +177,9 @@ def resolve(snap: Snapshot, raw: Any, type_: str | None,
     except identifiers.IdentifierError as exc:
         raise Invalid(exc.code, exc.message, field="subject", expected=exc.expected) from None
     if ident.form == "org_code":
-        row = snap.lookup_org_code(ident.value)
-        if row is not None:
-            return Subject("org", snap.subject_id(row), row)
+        code_row = snap.lookup_org_code(ident.value)
+        if code_row is not None:
+            return Subject("org", snap.subject_id(code_row), code_row)
         live = overlay.org_codes.get(ident.value) if overlay is not None else None
         if live is None:
             return Subject("org", ident.value, None)
@@ -390,7 +390,7 @@ def decide(c: _Check, subject: Subject, name: str | None) -> dict[str, Any]:
             elif state == 1:
                 found.append((e, f, "subject", None,
                               rules.by_key.get((f[0], c.scenario, "subject"), [])))
-        for e, path, via in c.link_candidates(subject):
+        for e, path, link in c.link_candidates(subject):
             f = c.facts(e)
             if f is None:
                 continue
@@ -399,9 +399,9 @@ def decide(c: _Check, subject: Subject, name: str | None) -> dict[str, Any]:
                 continue
             state = c.state(f)
             if state == 0:
-                suppressed.append(_suppressed(c, e, f, path, via, "objection_pending"))
+                suppressed.append(_suppressed(c, e, f, path, link, "objection_pending"))
             elif state == 1:
-                found.append((e, f, path, via, measures))
+                found.append((e, f, path, link, measures))
         conflict = any(p == "subject" and kinds[f[0]] != "red" for _, f, p, _, _ in found)
         for e, f, path, via, measures in found:
             if conflict and kinds[f[0]] == "red":
@@ -425,9 +425,9 @@ def decide(c: _Check, subject: Subject, name: str | None) -> dict[str, Any]:
                 start = clock.minus_years(c.t, years)
                 qualifies[years] = not any(c.effective_within(f, start, c.t) for f in own_bad)
             if qualifies[years] and ("subject" in m["targets"] or not m["targets"]):
-                applied = _applied(m, adopted)
-                decision = max(decision, RANK[applied["action"]])
-                top.append(applied)
+                measure = _applied(m, adopted)
+                decision = max(decision, RANK[measure["action"]])
+                top.append(measure)
     sid = subject.id
     if c.public and subject.type == "person":
         sid = identifiers.mask_ric(sid)
@@ -520,6 +520,7 @@ def check_batch(snap: Snapshot, scenario: str, items: list[Any], caller: Caller,
     out: list[dict[str, Any]] = []
     contexts: dict[bool, _Check] = {}
     for item in items:
+        raw: Any
         try:
             if isinstance(item, str):
                 raw, type_, name = item, None, None

@@ -18,6 +18,8 @@ duplicate listing, list of the event) without changing the state.
 
 from __future__ import annotations
 
+import builtins
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +49,8 @@ class EntryState:
     region: str | None
     reason: str | None
     basis: str | None
-    persons: list[tuple[int, int]] = field(default_factory=list)  # (subject row, role index)
+    # builtins: the class has a field named 'list'; (subject row, role index)
+    persons: builtins.list[tuple[int, int]] = field(default_factory=builtins.list)
     purged: bool = False
 
 
