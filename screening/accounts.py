@@ -25,7 +25,7 @@ import hashlib
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,9 @@ class Accounts:
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
         self._seen: dict[str | bytes, Account] = {}  # header -> account, known keys only
+        # shared limiter (the backbone's ``take``): (unit, rate) -> seconds to wait, 0.0 if
+        # admitted; None: the per-process token buckets below
+        self.limiter: Callable[[str, float], float] | None = None
 
     @classmethod
     def load(cls, path: Path | None) -> Accounts:
@@ -200,6 +203,13 @@ class Accounts:
     def _take(self, account: Account) -> None:
         rate = account.rate_per_s
         assert rate is not None
+        if self.limiter is not None:
+            wait = self.limiter(account.unit, rate)
+            if wait:
+                raise RateLimited("rate_limited",
+                                  f"unit {account.unit!r} is over its rate of {rate:g} "
+                                  "requests a second", retry_after=wait)
+            return
         with self._lock:
             bucket = self._buckets.get(account.unit)
             if bucket is None:

@@ -13,6 +13,11 @@ GET  /healthz           –      200 while the process is alive
 GET  /readyz            –      200 once a snapshot is loaded, else 503
 GET  /v1/snapshot       –      version, build time, counts, applied live events
 GET  /metrics           –      Prometheus text
+POST /v1/events         issuer live events for the account's lists → 202 ``{"accepted"}``
+GET  /v1/feedback       issuer feed of one of the account's authorities (admin: any)
+POST /v1/checks/{id}/outcome  key  the outcome of one's own check
+GET  /v1/stats          agency monthly statistics by authority|list|…|coverage
+GET  /v1/audit          admin  the audit trail, cursor-paged
 GET  /docs, /openapi.json  –   OpenAPI page and schema
 ======================  =====  =============================================================
 """
@@ -25,20 +30,28 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from indexer import clock
+from indexer.records import RecordError
+
 from . import __version__, openapi
-from .accounts import Account, Accounts
-from .errors import ScreeningError
+from .accounts import Account, Accounts, require
+from .errors import Forbidden, Invalid, ScreeningError, Unavailable
 from .fastpath import INTERNAL, Coalescer, ScreeningAPI
 from .holder import SnapshotHolder
+from .live import BackboneRecorder, LiveEvents
 from .metrics import CONTENT_TYPE, Metrics
 from .service import BATCH_ROUTE, CHECK_ROUTE, Answer, Recorder, Service, error_answer
 from .settings import Settings
-from .wire import read_body
+from .wire import decode, read_body
+
+MAX_EVENTS = 1000  # events in one POST /v1/events
+MAX_PAGE = 1000  # largest ``limit`` of the paged reads
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +103,7 @@ def _install_errors(app: ScreeningAPI) -> None:
 def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
                accounts: Accounts | None = None, recorder: Recorder | None = None,
                fastpath: bool = True, coalesce: bool = True,
-               watch: bool = True) -> ScreeningAPI:
+               watch: bool = True, backbone: Any = None) -> ScreeningAPI:
     """The service over ``settings``.
 
     ``holder`` defaults to a ``SnapshotHolder`` of ``settings.snapshot`` that the app's
@@ -99,11 +112,41 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
     ``recorder`` takes every completed check as ``(account, request, result)``;
     ``fastpath`` answers ``POST /v1/check`` before the router and ``coalesce`` decides the
     checks ready in one loop turn back to back (``screening.fastpath``).
+
+    ``backbone``: the shared backbone (``screening.backbone``). ``None`` (the default): the
+    lifespan opens ``open_backbone(settings)`` (embedded, or Redis with ``settings.redis``)
+    and closes it at shutdown; a ``Front`` given here is used as is (its owner closes it);
+    ``False``: none (the backbone endpoints answer 503). With a backbone, every check is
+    recorded through it (unless ``recorder`` is given), live events are tailed and applied,
+    and accounts with ``rate_per_s`` are limited by its shared ``take``.
     """
     holder = holder if holder is not None else SnapshotHolder(settings.snapshot)
     accounts = accounts if accounts is not None else Accounts.load(settings.accounts)
     share = settings.data / "metrics" if settings.workers > 1 else None
     service = Service(settings, holder, accounts, Metrics(holder, share=share), recorder)
+
+    def attach(bb: Any) -> None:
+        """Wire an open backbone into the service (recorder, live events, rate limits)."""
+        app.backbone = bb
+        if recorder is None:
+            service.recorder = BackboneRecorder(bb)
+        live = LiveEvents(bb, holder)
+        service.live = live
+        holder.prepare = live.prepare
+
+        def limiter(unit: str, rate: float) -> float:
+            allowed, retry_after = bb.take(unit, rate)
+            return 0.0 if allowed else max(float(retry_after), 0.001)
+
+        accounts.limiter = limiter
+
+    def detach() -> None:
+        holder.prepare = None
+        accounts.limiter = None
+        service.live = None
+        if recorder is None:
+            service.recorder = None
+        app.backbone = None
 
     async def share_metrics() -> None:
         while True:
@@ -116,6 +159,14 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         tasks = []
+        opened = None
+        if backbone is None:
+            from .backbone import open_backbone
+            opened = await asyncio.to_thread(open_backbone, settings)
+            attach(opened)
+        tailer = None
+        if service.live is not None:
+            tailer = asyncio.create_task(service.live.run())
         if watch:
             tasks.append(asyncio.create_task(holder.watch(settings.watch_interval)))
         if share is not None:
@@ -128,10 +179,24 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if tailer is not None:
+                service.live.stop()
+                try:  # ends within one wait_events timeout (1 s)
+                    await asyncio.wait_for(tailer, 3.0)
+                except (TimeoutError, asyncio.CancelledError):
+                    pass
+                except Exception:
+                    log.exception("live.tailer_failed")
+            if opened is not None:
+                detach()
+                await asyncio.to_thread(opened.close)
 
     app = ScreeningAPI(title="Credit-list screening", version=__version__,
                        description=DESCRIPTION, lifespan=lifespan)
     app.service = service
+    app.backbone = None
+    if backbone is not None and backbone is not False:
+        attach(backbone)
     app.fastpath = fastpath
     app.coalescer = Coalescer(service) if fastpath and coalesce else None
     _install_errors(app)
@@ -180,13 +245,21 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
     async def readyz() -> Any:
         """Ready once a snapshot is loaded (503 until then)."""
         loaded = holder.require()
-        return {"status": "ready", "snapshot": loaded.version}
+        out: dict[str, Any] = {"status": "ready", "snapshot": loaded.version}
+        bb = app.backbone
+        if bb is not None:
+            out["backbone"] = await asyncio.to_thread(backbone_status, bb)
+        return out
 
     @app.get("/v1/snapshot", tags=["operations"], response_model=openapi.SnapshotInfo,
              responses=openapi.errors(503))
     async def snapshot() -> Any:
         """The snapshot being served: version, build time, counts, applied live events."""
-        return holder.require().describe()
+        loaded = holder.require()
+        info = loaded.describe()
+        if service.live is not None:
+            info["applied_events"] = service.live.applied(loaded)
+        return info
 
     @app.get("/metrics", tags=["operations"], response_class=Response,
              responses={200: {"content": {"text/plain": {}}}})
@@ -194,8 +267,168 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
         """Prometheus metrics: requests by route and decision, latency, snapshot version."""
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
+    # -- the backbone: live events, feedback, statistics, audit (SPEC §6, issue 4) ---------
+    def account_of(request: Request, tier: str | None = None) -> Account:
+        account = service.authenticate(request.headers.get("authorization"))
+        return require(account, tier) if tier is not None else account
+
+    def need_backbone() -> Any:
+        bb = app.backbone
+        if bb is None:
+            raise Unavailable("backbone_unavailable", "the shared backbone is not open")
+        return bb
+
+    def query_limit(request: Request, default: int = 100) -> int:
+        raw = request.query_params.get("limit")
+        if raw is None or raw == "":
+            return default
+        try:
+            limit = int(raw)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_PAGE:
+            raise Invalid("bad_limit", f"limit must be an integer from 1 to {MAX_PAGE}",
+                          field="limit")
+        return limit
+
+    async def json_body(request: Request) -> dict[str, Any]:
+        body = await read_body(request.receive, request.headers.get("content-length"),
+                               settings.max_body)
+        return decode(body)
+
+    def reply(obj: Any, status: int = 200) -> Response:
+        return Response(orjson.dumps(obj), status_code=status, media_type="application/json")
+
+    @app.post("/v1/events", tags=["backbone"], summary="Publish live events (issuer)",
+              status_code=202, response_model=None,
+              responses={202: {"description": '`{"accepted": [ids]}`'},
+                         **openapi.errors(400, 401, 403, 413, 422, 429, 503)})
+    async def post_events(request: Request) -> Response:
+        """Lifecycle events (SPEC §3) for the account's own lists (and authorities): each is
+        validated against the served snapshot and the live events already applied; the first
+        invalid event refuses the whole request (422), an event outside the account's lists or
+        authorities refuses it with 403. Accepted events bind every replica within 1 s."""
+        account = account_of(request, "issuer")
+        body = await json_body(request)
+        events = body.get("events")
+        if not isinstance(events, list) or not events:
+            raise Invalid("bad_events", "the body is {\"events\": [<event>, …]} with at least "
+                          "one event", field="events")
+        if len(events) > MAX_EVENTS:
+            raise Invalid("too_many_events", f"at most {MAX_EVENTS} events a request",
+                          field="events")
+        bb = need_backbone()
+        holder.require()
+        overlay = await service.live.catch_up()
+        if overlay is None:
+            holder.require()
+            raise Unavailable("no_snapshot", "no snapshot is loaded yet; try again shortly")
+        known = {e["id"] for e in overlay.applied}
+        for i, obj in enumerate(events):
+            where = f"events[{i}]"
+            eid = obj.get("id") if isinstance(obj, dict) else None
+            if isinstance(eid, str) and (eid in known or overlay.snap.has_event(eid)):
+                continue  # accepted before: a re-post is idempotent (it changes nothing)
+            try:
+                _, list_code, authority = overlay.validate(obj)
+            except RecordError as exc:
+                raise Invalid(exc.reason, f"{where}: {exc.message}", field=where) from None
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise Invalid("bad_event", f"{where}: {exc}", field=where) from None
+            if list_code not in account.lists:
+                raise Forbidden("list_forbidden", f"{where}: the unit {account.unit!r} does not "
+                                f"manage the list {list_code!r}")
+            if account.authorities and authority not in account.authorities:
+                raise Forbidden("authority_forbidden", f"{where}: the entry's authority "
+                                f"{authority!r} is not one of the unit's authorities")
+        accepted = await asyncio.to_thread(bb.append_events, events)
+        try:  # this replica applies them at once (read your writes); the others tail the log
+            await service.live.catch_up()
+        except Exception as exc:
+            log.warning("live.catch_up_failed reason=%s", exc)
+        return reply({"accepted": accepted}, 202)
+
+    @app.get("/v1/feedback", tags=["backbone"], summary="Feedback feed of an authority",
+             response_model=None,
+             responses={200: {"description": '`{"authority", "items", "next"}`'},
+                        **openapi.errors(401, 403, 422, 429, 503)})
+    async def feedback(request: Request) -> Response:
+        """Checks that hit the entries of one authority (执行反馈), oldest first, one item per
+        hit. Issuers read their own authorities only; admins any (naming ``authority``)."""
+        account = account_of(request, "issuer")
+        authority = request.query_params.get("authority") or None
+        if authority is None:
+            if len(account.authorities) == 1:
+                authority = next(iter(account.authorities))
+            elif not account.authorities and account.tier != "admin":
+                raise Forbidden("no_authority", f"the unit {account.unit!r} manages no "
+                                "authority")
+            else:
+                raise Invalid("authority_required", "name the feed with ?authority=…",
+                              field="authority")
+        elif account.tier != "admin" and authority not in account.authorities:
+            raise Forbidden("authority_forbidden", f"the unit {account.unit!r} does not "
+                            f"manage the authority {authority!r}")
+        limit = query_limit(request)
+        since = request.query_params.get("since") or None
+        bb = need_backbone()
+        page = await asyncio.to_thread(bb.read_feedback, authority, since, limit)
+        return reply({"authority": authority, "items": page.items, "next": page.next})
+
+    @app.post("/v1/checks/{check_id}/outcome", tags=["backbone"],
+              summary="Post the outcome of a check", response_model=None,
+              responses={200: {"description": "the outcome record"},
+                         **openapi.errors(400, 401, 403, 404, 422, 429, 503)})
+    async def outcome(check_id: str, request: Request) -> Response:
+        """``intercepted``, ``fast_tracked``, ``allowed_after_review`` or ``overridden`` (with
+        a ``note``) for a check with hits; only the unit that made the check may post it."""
+        account = account_of(request)
+        body = await json_body(request)
+        value, note = body.get("outcome"), body.get("note")
+        if not isinstance(value, str):
+            raise Invalid("bad_outcome", "outcome must be a string", field="outcome")
+        bb = need_backbone()
+        record = await asyncio.to_thread(bb.post_outcome, check_id, account.unit, value, note)
+        return reply(record)
+
+    @app.get("/v1/stats", tags=["backbone"], summary="Monthly statistics (agency)",
+             response_model=None,
+             responses={200: {"description": '`{"month", "by", "rows"}`'},
+                        **openapi.errors(401, 403, 422, 429, 503)})
+    async def stats(request: Request) -> Response:
+        """Checks, hits and actions of one CST month by authority, list, scenario, unit or
+        action; ``by=coverage``: checks per unit and scenario (应查必查)."""
+        account_of(request, "agency")
+        month = request.query_params.get("month") or clock.format_instant(clock.now())[:7]
+        by = request.query_params.get("by") or ""
+        bb = need_backbone()
+        rows = await asyncio.to_thread(bb.stats, month, by)
+        return reply({"month": month, "by": by, "rows": rows})
+
+    @app.get("/v1/audit", tags=["backbone"], summary="The audit trail (admin)",
+             response_model=None,
+             responses={200: {"description": '`{"items", "next"}`'},
+                        **openapi.errors(401, 403, 422, 429, 503)})
+    async def audit(request: Request) -> Response:
+        """Every query (unit, time, endpoint, scenario, hashed subject, purpose, consent,
+        decision, check id) in arrival order, optionally of one ``unit``."""
+        account_of(request, "admin")
+        limit = query_limit(request)
+        since = request.query_params.get("since") or None
+        unit = request.query_params.get("unit") or None
+        bb = need_backbone()
+        page = await asyncio.to_thread(bb.read_audit, since, limit, unit)
+        return reply({"items": page.items, "next": page.next})
+
     openapi.install(app)
     return app
+
+
+def backbone_status(bb: Any) -> dict[str, Any]:
+    try:
+        return dict(bb.status())
+    except Exception as exc:  # a status must never fail readiness
+        return {"degraded": True, "reason": str(exc)}
 
 
 def app_from_env() -> ScreeningAPI:

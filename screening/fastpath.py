@@ -88,6 +88,7 @@ class ScreeningAPI(FastAPI):
     """FastAPI, with ``POST /v1/check`` answered before the router (see module doc)."""
 
     service: Service
+    backbone: Any = None  # the shared backbone's Front, once open (screening.app)
     fastpath: bool = True
     coalescer: Coalescer | None = None
 

@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,8 @@ class SnapshotHolder:
         self.refusals = 0
         self._refused_stamp: dict[Path, tuple[int, ...]] = {}
         self._lock = threading.Lock()
+        # called with a loaded snapshot before it is swapped in (live events replay into it)
+        self.prepare: Callable[[Loaded], None] | None = None
 
     @property
     def current(self) -> Loaded | None:
@@ -160,6 +163,11 @@ class SnapshotHolder:
                     continue
                 self.refused.pop(folder.name, None)
                 self._refused_stamp.pop(folder, None)
+                if self.prepare is not None:
+                    try:
+                        self.prepare(loaded)
+                    except Exception:  # never refuse a good snapshot over its overlay
+                        log.exception("snapshot.prepare_failed folder=%s", folder)
                 self.set(loaded)
                 return loaded
             return None

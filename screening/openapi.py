@@ -169,19 +169,23 @@ class SnapshotInfo(BaseModel):
     age_s: float
     counts: dict[str, int]
     applied_events: list[dict[str, Any]] = Field(description="live events applied over "
-                                                 "the snapshot (none yet)")
+                                                 "the snapshot, in log order")
 
 
 class Status(BaseModel):
     status: str
     snapshot: str | None = None
+    backbone: dict[str, Any] | None = Field(default=None, description="the shared backbone: "
+                                            "backend, degraded, reason, down_s, spool_bytes, "
+                                            "events_age_s (how stale live events may be)")
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     text = {400: "malformed JSON or not an object", 401: "no key or a wrong key",
             403: "tier too low, or region not covered by the account",
+            404: "unknown check (or its outcome window has passed)",
             413: "body or batch too large", 422: "bad field, identifier or scenario",
-            429: "over the account's rate (see Retry-After)", 503: "no snapshot loaded yet"}
+            429: "over the account's rate (see Retry-After)", 503: "no snapshot loaded yet, or the backbone unreachable"}
     return {s: {"model": ErrorBody, "description": text[s]} for s in statuses}
 
 

@@ -29,7 +29,8 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("schema")
     build(write_fixture_source(root / "source"), root / "snapshots")
     settings_ = Settings(snapshot=root / "snapshots",
-                         accounts=write_accounts(root / "accounts.jsonl"), max_batch=50)
+                         accounts=write_accounts(root / "accounts.jsonl"), max_batch=50,
+                         data=root / "data")  # the lifespan opens the backbone here
     holder = SnapshotHolder(settings_.snapshot)
     holder.refresh()
     app = create_app(settings_, holder=holder, watch=False)
