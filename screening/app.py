@@ -18,6 +18,8 @@ GET  /v1/feedback       issuer feed of one of the account's authorities (admin: 
 POST /v1/checks/{id}/outcome  key  the outcome of one's own check
 GET  /v1/stats          agency monthly statistics by authority|list|…|coverage
 GET  /v1/audit          admin  the audit trail, cursor-paged
+POST /v1/screenings     key    a bulk screening job (``screening.screenings``) → 202
+GET  /v1/screenings/{id}[/result]  owner  its progress; its output, streamed
 GET  /docs, /openapi.json  –   OpenAPI page and schema
 ======================  =====  =============================================================
 """
@@ -46,6 +48,7 @@ from .fastpath import INTERNAL, Coalescer, ScreeningAPI
 from .holder import SnapshotHolder
 from .live import BackboneRecorder, LiveEvents
 from .metrics import CONTENT_TYPE, Metrics
+from .screenings import router as screenings_router
 from .service import BATCH_ROUTE, CHECK_ROUTE, Answer, Recorder, Service, error_answer
 from .settings import Settings
 from .wire import decode, read_body
@@ -172,9 +175,11 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
         if share is not None:
             share.mkdir(parents=True, exist_ok=True)
             tasks.append(asyncio.create_task(share_metrics()))
+        runner.start()  # resumes unfinished bulk jobs (they survive a restart)
         try:
             yield
         finally:
+            await asyncio.to_thread(runner.stop)
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -419,6 +424,11 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
         bb = need_backbone()
         page = await asyncio.to_thread(bb.read_audit, since, limit, unit)
         return reply({"items": page.items, "next": page.next})
+
+    screenings, runner = screenings_router(service, settings.data / "jobs",
+                                           settings.max_upload)
+    app.include_router(screenings)
+    app.screenings = runner  # type: ignore[attr-defined]
 
     openapi.install(app)
     return app

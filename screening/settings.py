@@ -12,6 +12,7 @@ overrides, then passed in. Tests construct it directly; nothing reads globals.
 | SCREENING_WORKERS | ``1`` | worker processes (each maps the snapshot, nothing copied) |
 | SCREENING_WATCH_INTERVAL | ``1.0`` | seconds between looks for a new snapshot |
 | SCREENING_MAX_BODY | ``16777216`` | largest request body in bytes (413 above) |
+| SCREENING_MAX_UPLOAD | ``4294967296`` | largest bulk-screening upload in bytes (413 above) |
 | SCREENING_MAX_BATCH | ``10000`` | most subjects in one batch (413 above) |
 | SCREENING_LOG_LEVEL | ``info`` | log level |
 """
@@ -39,6 +40,7 @@ class Settings:
     watch_interval: float = 1.0
     max_body: int = 16 * 1024 * 1024
     max_batch: int = 10_000
+    max_upload: int = 4 * 1024 * 1024 * 1024
     log_level: str = "info"
 
     @classmethod
@@ -59,7 +61,7 @@ class Settings:
 
 _TYPES: dict[str, Any] = {"snapshot": Path, "accounts": Path, "data": Path, "port": int,
                           "workers": int, "watch_interval": float, "max_body": int,
-                          "max_batch": int}
+                          "max_batch": int, "max_upload": int}
 
 
 def _convert(name: str, raw: str) -> Any:
