@@ -34,6 +34,9 @@ _RIC_W = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=n
 _USCC_W = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28], dtype=np.int64)
 _ORG_W = np.array([3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
 _POW31 = 31 ** np.arange(8, -1, -1, dtype=np.int64)
+_TRIPLE = 31 ** 3
+_TRIPLES = _ALPHABET[np.stack([np.arange(_TRIPLE) // 961, np.arange(_TRIPLE) // 31 % 31,
+                               np.arange(_TRIPLE) % 31], 1)]  # three characters of 0..29790
 _DATE_W = 10 ** np.arange(7, -1, -1, dtype=np.int64)
 _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 0, 0, 0], dtype=np.int64)
 _ZERO, _NINE, _X = ord("0"), ord("9"), ord("X")
@@ -147,10 +150,13 @@ def unpack_keys(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     """The ``S18`` keys of ``pack_keys`` words."""
     n = len(hi)
     out = np.zeros((n, KEY_WIDTH), dtype=np.uint8)
-    for word, start in ((hi.astype(np.int64), 0), (lo.astype(np.int64), 9)):
-        for k in range(8, -1, -1):
-            word, digit = np.divmod(word, 31)
-            out[:, start + k] = _ALPHABET[digit]
+    for word, start in ((hi, 0), (lo, 9)):
+        # three base-31 digits at a time: 31**9 == 29791**3
+        word, low = np.divmod(word.astype(np.int64), _TRIPLE)
+        top, mid = np.divmod(word, _TRIPLE)
+        out[:, start:start + 3] = _TRIPLES[top]
+        out[:, start + 3:start + 6] = _TRIPLES[mid]
+        out[:, start + 6:start + 9] = _TRIPLES[low]
     return out.view("S18").reshape(n)
 
 

@@ -11,6 +11,7 @@ numbers it: subjects and strings by first appearance (see ``subjects`` and ``str
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -119,13 +120,21 @@ class Compiler:
         event_cands, event_hashes = store.add_hashed(self.event_ids)
         store.finish()
         p_cols, a_cols = self.entries.persons, self.entries.aliases
-        p_keep = np.repeat(keep, e["n_persons"])
-        a_keep = np.repeat(keep, e["n_aliases"])
-        e = {k: v[keep] for k, v in e.items()}
-        p = {name: p_cols.get(name, dt)[p_keep] for name, dt in (
-            ("role", np.uint8), ("hi", np.uint64), ("lo", np.uint64), ("name", np.int64),
-            ("named", bool))}
-        alias_cands = a_cols.get("alias", np.int64)[a_keep]
+        self._e = {}  # the columns below replace these
+        if keep.all():  # no duplicate ids: take the columns as they are (no copies)
+            p = {name: p_cols.get(name, dt) for name, dt in (
+                ("role", np.uint8), ("hi", np.uint64), ("lo", np.uint64), ("name", np.int64),
+                ("named", bool))}
+            alias_cands = a_cols.get("alias", np.int64)
+        else:
+            p_keep = np.repeat(keep, e["n_persons"])
+            a_keep = np.repeat(keep, e["n_aliases"])
+            p = {name: p_cols.get(name, dt)[p_keep] for name, dt in (
+                ("role", np.uint8), ("hi", np.uint64), ("lo", np.uint64), ("name", np.int64),
+                ("named", bool))}
+            alias_cands = a_cols.get("alias", np.int64)[a_keep]
+            del p_keep, a_keep
+            e = {k: v[keep] for k, v in e.items()}
         n = len(e["id"])
         n_p, n_a = e["n_persons"], e["n_aliases"]
 
@@ -146,15 +155,22 @@ class Compiler:
         n_rel = len(r["role"])
         derived_at = relations_at + 2 * n_rel
 
+        n_persons = len(p["hi"])
         subjects = resolve(occurrences(e, p, r, base, p_pos, relations_at))
         s = subjects.count
-        subject_row = subjects.rows[:n + len(p["hi"])]
+        subject_row = subjects.rows[:n + n_persons]
         entry_subject = np.zeros(n, dtype=np.uint32)
-        person_subject = np.zeros(len(p["hi"]), dtype=np.uint32)
+        person_subject = np.zeros(n_persons, dtype=np.uint32)
         at = np.arange(n, dtype=np.int64) + p_start
         entry_subject[:] = subject_row[at]
         person_subject[:] = subject_row[np.repeat(at + 1, n_p) + p_slot]
-        rel_rows = subjects.rows[n + len(p["hi"]):].reshape(-1, 2)
+        rel = unique_relations(subjects.rows[n + n_persons:].reshape(-1, 2), r["role"], s)
+        # Free what only the subjects needed: occurrence rows, key words, names.
+        subjects.rows = np.zeros(0, np.uint32)
+        del subject_row, at, p_pos, p_slot, r
+        for k in ("hi", "lo", "sname", "snamed", "stype", "file", "line"):
+            e.pop(k, None)
+        p = {"role": p["role"]}
 
         # Timelines, purges and derived exit-to-watch entries (SPEC §4).
         e_from, e_until, e_list = e["from"], e["until"], e["list"]
@@ -255,7 +271,6 @@ class Compiler:
         subject_entries_off, subject_entries = csr(subject_col, np.arange(m, dtype=np.uint32), s)
         named_off, named_entries = csr(persons_subject, np.stack(
             [persons_entry, persons_role.astype(np.uint32)], 1), s)
-        rel = unique_relations(rel_rows, r["role"], s)
         links_off, links = csr(np.concatenate([rel[:, 0], rel[:, 1]]), np.stack(
             [np.concatenate([rel[:, 1], rel[:, 0]]), np.concatenate([rel[:, 2], rel[:, 2]])], 1), s)
 
@@ -266,18 +281,22 @@ class Compiler:
                                      | alias_index.astype(np.uint64))
         alias_subject = (alias_pairs >> np.uint64(32)).astype(np.uint32)
         alias_string = (alias_pairs & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-        key_bytes = subjects.key.tolist()
-        key_hashes = np.fromiter(map(_hash, key_bytes), np.uint64, s)
-        alias_hashes = np.fromiter(map(_hash, pool.encoded(alias_string)), np.uint64,
-                                   len(alias_string))
+        alias_hashes = _hashes(pool.encoded, alias_string)
+        strings_off, strings_blob = pool.arrays()
+        store.release()  # candidate bytes: every later lookup goes through pool indexes
+        key_hashes = _hashes(np.ndarray.tolist, subjects.key)
         all_hashes = np.concatenate([key_hashes, alias_hashes])
+        del key_hashes, alias_hashes
         order = np.argsort(all_hashes, kind="stable")
-        key_subject = np.concatenate([np.arange(s, dtype=np.uint32), alias_subject])
-        key_alias = np.concatenate([np.full(s, 0xFFFFFFFF, np.uint32), alias_string])
+        key_hash = all_hashes[order]
+        del all_hashes
+        key_subject = np.concatenate([np.arange(s, dtype=np.uint32), alias_subject])[order]
+        key_alias = np.concatenate([np.full(s, 0xFFFFFFFF, np.uint32), alias_string])[order]
+        del order, alias_subject, alias_string
         org_rows = np.flatnonzero(subjects.type == 0)
         org_codes = np.ascontiguousarray(subjects.key[org_rows].view(np.uint8).reshape(-1, 18)[:, 8:17])
-        org_hashes = np.fromiter(map(_hash, org_codes.view("S9").ravel().tolist()), np.uint64,
-                                 len(org_rows))
+        org_hashes = _hashes(np.ndarray.tolist, org_codes.view("S9").ravel())
+        del org_codes
         org_order = np.argsort(org_hashes, kind="stable")
 
         bitmaps: list[bytes] = []
@@ -286,15 +305,13 @@ class Compiler:
         for pi in range(len(PUBLICITY_CODES)):
             bitmaps.append(BitMap(np.flatnonzero(publicity == pi).astype(np.uint32)).serialize())
         bitmap_off = offsets(np.array([len(b) for b in bitmaps], dtype=np.int64))
-        strings_off, strings_blob = pool.arrays()
         subject_name = np.full(s, 0xFFFFFFFF, dtype=np.uint32)
         has_name = subjects.name != NO_STRING
         subject_name[has_name] = pool.lookup(subjects.name[has_name])
-        key_hash = all_hashes[order]
         arrays: dict[str, np.ndarray] = {
             "key_hash": key_hash,
-            "key_subject": key_subject[order],
-            "key_alias": key_alias[order],
+            "key_subject": key_subject,
+            "key_alias": key_alias,
             "key_filter": filter_bitmap(key_hash),
             "orgcode_hash": org_hashes[org_order],
             "orgcode_subject": org_rows.astype(np.uint32)[org_order],
@@ -366,6 +383,17 @@ class Compiler:
         ranked = others[np.argsort(first[seen != 0], kind="stable")]
         final[ranked] = np.arange(1, len(ranked) + 1)
         return final[provisional], [""] + [names[int(v)] for v in ranked]
+
+
+def _hashes(texts: Callable[[np.ndarray], list[bytes]], values: np.ndarray) -> np.ndarray:
+    """xxh3-64 of ``texts(values)``, a slice at a time (no list of all the bytes at once)."""
+    n = len(values)
+    out = np.empty(n, dtype=np.uint64)
+    step = 1 << 16
+    for lo in range(0, n, step):
+        hi = min(lo + step, n)
+        out[lo:hi] = np.fromiter(map(_hash, texts(values[lo:hi])), np.uint64, hi - lo)
+    return out
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

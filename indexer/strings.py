@@ -106,23 +106,21 @@ class StringStore:
     def finish(self) -> None:
         """Group candidates with equal text; later strings only through ``add_late``."""
         lens = np.concatenate(self._lens) if self._lens else np.zeros(0, np.int64)
-        digests = (np.frombuffer(b"".join(self._digests), dtype=np.uint64).reshape(-1, 2)
-                   if self._digests else np.zeros((0, 2), np.uint64))
+        self._lens.clear()
         self.offsets = np.zeros(len(lens) + 1, dtype=np.int64)
         np.cumsum(lens, out=self.offsets[1:])
-        self.blob = np.frombuffer(b"".join(self._blobs), dtype=np.uint8)
-        self._blobs.clear()
-        self._digests.clear()
-        self._lens.clear()
-        heads, first, canon = np.unique(digests[:, 0], return_index=True, return_inverse=True)
-        canon = canon.ravel()
+        # Copy the per-chunk pieces into one array each, dropping every piece once copied
+        # (a ``b"".join`` would hold the pieces and the joined copy at once).
+        self.blob = _gather(self._blobs, int(self.offsets[-1]))
+        digests = _gather(self._digests, 16 * len(lens)).view(np.uint64).reshape(-1, 2)
+        heads, first, canon = _unique_first(np.ascontiguousarray(digests[:, 0]))
         tails, sizes = digests[first, 1], lens[first]
         if (tails[canon] == digests[:, 1]).all() and (sizes[canon] == lens).all():
             self._heads, self._tails, self._sizes = heads, tails, sizes
         else:  # a 64-bit digest collision: group by the bytes themselves
             first, canon = self._exact_groups(len(lens))
-        self.canon = canon.astype(np.int64)
-        self.first = first.astype(np.int64)
+        self.canon = canon.astype(np.int64, copy=False)
+        self.first = first.astype(np.int64, copy=False)
 
     def _exact_groups(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         assert self.offsets is not None and self.blob is not None
@@ -169,6 +167,14 @@ class StringStore:
             self.first = np.concatenate([self.first, cands])
             self.canon = np.concatenate([self.canon, groups[new]])
         return groups
+
+    def release(self) -> None:
+        """Drop the candidates' bytes and digests (no ``text``/``bytes_of``/``add_late`` after)."""
+        self.blob = np.zeros(0, np.uint8)
+        self.offsets = np.zeros(1, np.int64)
+        self._heads = self._tails = np.zeros(0, np.uint64)
+        self._sizes = np.zeros(0, np.int64)
+        self._groups = None
 
     def bytes_of(self, candidates: np.ndarray) -> list[bytes]:
         """The UTF-8 text of candidates (after ``finish``)."""
@@ -258,6 +264,41 @@ class Pool:
             c = int(store.first[self.groups[i]])
             out.append(store.blob[int(store.offsets[c]):int(store.offsets[c + 1])].tobytes().decode())
         return out
+
+
+def _gather(pieces: list[bytes], size: int) -> np.ndarray:
+    """The concatenation of ``pieces`` as a ``uint8`` array; empties the list as it goes."""
+    out = np.empty(size, dtype=np.uint8)
+    at = 0
+    pieces.reverse()
+    while pieces:
+        piece = pieces.pop()
+        out[at:at + len(piece)] = np.frombuffer(piece, dtype=np.uint8)
+        at += len(piece)
+        del piece
+    assert at == size
+    return out
+
+
+def _unique_first(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(values, return_index=True, return_inverse=True)`` of a 1-d array, with
+    fewer temporaries (one stable argsort)."""
+    n = len(values)
+    if not n:
+        return values[:0], np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    flag = np.empty(n, dtype=bool)
+    flag[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=flag[1:])
+    unique = ordered[flag]
+    del ordered
+    first = order[flag]
+    gid = np.cumsum(flag, dtype=np.int64)
+    gid -= 1
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = gid
+    return unique, first, inverse
 
 
 def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
