@@ -12,7 +12,7 @@
 3. ``python -m screening bulk`` runs in a child process pinned to one core (``taskset``),
    timed from the outside; its peak RSS is the ``ru_maxrss`` that ``os.wait4`` reports.
 
-The figures printed at the end go into ``bench/RESULTS-bulk.md``.
+The figures printed at the end go into ``bench/RESULTS.md`` (bulk section).
 """
 
 from __future__ import annotations
