@@ -10,7 +10,7 @@ such lines straight from the bytes (a regular expression, then the identifier ch
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -75,19 +75,9 @@ class RelationIngest:
         names_: Sequence[Any] = names
         rejects: list[Reject] = []
         if not ok.all():
-            keep = ok.copy()
-            for i in np.flatnonzero(~ok).tolist():
-                obj = orjson.loads(group[i] + b"\n" if newline or i < n - 1 else group[i])
-                try:
-                    org, person, role, _ = parse_relation(obj)
-                except RecordError as exc:
-                    rejects.append((first + i, exc.reason, exc.message))
-                    continue
-                keep[i] = True
-                (o_hi[i],), (o_lo[i],) = pack_strings([org])
-                (p_hi[i],), (p_lo[i],) = pack_strings([person])
-                role_no[i] = ROLE_INDEX[role]
-            idx = np.flatnonzero(keep)
+            idx, rejects = _exact(
+                ok, lambda i: orjson.loads(group[i] + b"\n" if newline or i < n - 1 else group[i]),
+                lambda i: first + i, o_hi, o_lo, p_hi, p_lo, role_no)
             o_hi, o_lo, p_hi, p_lo, role_no = (a[idx] for a in (o_hi, o_lo, p_hi, p_lo, role_no))
             names_ = take(names, idx, n)
         self._emit(o_hi, o_lo, p_hi, p_lo, role_no, names_, shared="relation_name_utf8")
@@ -109,18 +99,8 @@ class RelationIngest:
         p_hi, p_lo = pack_keys(mat_p)
         rejects: list[Reject] = []
         if not ok.all():
-            keep = ok.copy()
-            for i in np.flatnonzero(~ok).tolist():
-                try:
-                    org, person, role, _ = parse_relation(objs[i])
-                except RecordError as exc:
-                    rejects.append((int(lines[i]), exc.reason, exc.message))
-                    continue
-                keep[i] = True
-                (o_hi[i],), (o_lo[i],) = pack_strings([org])
-                (p_hi[i],), (p_lo[i],) = pack_strings([person])
-                role_no[i] = ROLE_INDEX[role]
-            idx = np.flatnonzero(keep)
+            idx, rejects = _exact(ok, objs.__getitem__, lambda i: int(lines[i]),
+                                  o_hi, o_lo, p_hi, p_lo, role_no)
             o_hi, o_lo, p_hi, p_lo, role_no = (a[idx] for a in (o_hi, o_lo, p_hi, p_lo, role_no))
             names = take(names, idx, n)
         self._emit(o_hi, o_lo, p_hi, p_lo, role_no, list(names), shared="person_name")
@@ -136,3 +116,23 @@ class RelationIngest:
         c.add("role", role_no.astype(np.uint8))
         c.add("name", self.store.add(list(names), shared=shared))
         c.add("named", np.fromiter(map(bool, names), dtype=bool, count=len(names)))
+
+
+def _exact(ok: np.ndarray, record: Callable[[int], Any], line: Callable[[int], int],
+           o_hi: np.ndarray, o_lo: np.ndarray, p_hi: np.ndarray, p_lo: np.ndarray,
+           role_no: np.ndarray) -> tuple[np.ndarray, list[Reject]]:
+    """Rows the bulk checks refused go through ``parse_relation``, the exact rule: fill in
+    the ones it accepts (in place), reject the others; return the kept rows and the rejects."""
+    keep = ok.copy()
+    rejects: list[Reject] = []
+    for i in np.flatnonzero(~ok).tolist():
+        try:
+            org, person, role, _ = parse_relation(record(i))
+        except RecordError as exc:
+            rejects.append((line(i), exc.reason, exc.message))
+            continue
+        keep[i] = True
+        (o_hi[i],), (o_lo[i],) = pack_strings([org])
+        (p_hi[i],), (p_lo[i],) = pack_strings([person])
+        role_no[i] = ROLE_INDEX[role]
+    return np.flatnonzero(keep), rejects
