@@ -53,6 +53,10 @@ class BackboneRecorder:
     def __init__(self, backbone: Any) -> None:
         self.backbone = backbone
 
+    def degraded(self) -> bool:
+        """Is the backbone down (feedback and audit waiting in the local spool)?"""
+        return bool(self.backbone.degraded())
+
     @staticmethod
     def _records(account: Account, request: CheckRequest, result: Mapping[str, Any],
                  checks: list[dict[str, Any]], audits: list[dict[str, Any]]) -> None:

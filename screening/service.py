@@ -45,6 +45,9 @@ class Recorder(Protocol):
                result: Mapping[str, Any]) -> None: ...
 
 
+DEGRADED_HEADERS = ((b"x-screening-backbone", b"degraded"),)
+
+
 class Answer(NamedTuple):
     """An encoded response: status, JSON payload, the decision label for metrics."""
 
@@ -84,6 +87,11 @@ class Service:
     def authenticate(self, authorization: str | bytes | None) -> Account:
         return self.accounts.authenticate(authorization)
 
+    def _health_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """``x-screening-backbone: degraded`` on answers while the backbone is down."""
+        degraded = getattr(self.recorder, "degraded", None)
+        return DEGRADED_HEADERS if degraded is not None and degraded() else ()
+
     def _record(self, account: Account, request: CheckRequest,
                 result: Mapping[str, Any]) -> None:
         if self.recorder is None:
@@ -120,7 +128,7 @@ class Service:
                 self._record_failed(account, request)
             return error_answer(exc, 1)
         self._record(account, request, result)
-        return Answer(200, orjson.dumps(result), result["decision"])
+        return Answer(200, orjson.dumps(result), result["decision"], self._health_headers())
 
     async def batch(self, account: Account, body: bytes) -> Answer:
         """``POST /v1/check/batch``: ``{"results": [...]}``, one result or error per item.
@@ -161,8 +169,8 @@ class Service:
         tally = Tally(r.get("decision", "error") for r in merged)
         if self.recorder is not None:
             self._record_batch(account, batch, valid, decided)
-        return Answer(200, orjson.dumps({"results": merged}), "batch", checks=0,
-                      tally=dict(tally))
+        return Answer(200, orjson.dumps({"results": merged}), "batch", self._health_headers(),
+                      checks=0, tally=dict(tally))
 
     def _record_batch(self, account: Account, batch: BatchRequest,
                       valid: list[dict[str, Any]], decided: list[dict[str, Any]]) -> None:

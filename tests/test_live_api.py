@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from screening.app import create_app
@@ -354,11 +355,24 @@ def test_redis_down_refuses_events_but_checks_answer(fixture_dirs: tuple[Path, P
         holder = SnapshotHolder(snapshots)
         holder.refresh()
         w = Wired(ASGIClient(create_app(settings, holder=holder, backbone=bb, watch=False)), bb)
-        assert w.check("agency", ORG_BLACK)["decision"] == "block"
+        healthy = w.client.post("/v1/check", headers=auth("agency"),
+                                content=orjson.dumps({"subject": ORG_BLACK,
+                                                      "scenario": "government_procurement"}))
+        assert "x-screening-backbone" not in healthy.headers
         redis.stop()
         r = w.events("issuer", REVOKE)
         assert r.status_code == 503 and r.json()["error"]["code"] == "backbone_unavailable"
         assert w.check("agency", ORG_BLACK)["decision"] == "block"  # still answering
+        deadline = time.monotonic() + 3.0  # the flusher notices the outage on its next batch
+        while True:
+            answer = w.client.post("/v1/check", headers=auth("agency"),
+                                   content=orjson.dumps({"subject": ORG_BLACK,
+                                                         "scenario": "government_procurement"}))
+            assert answer.status_code == 200 and answer.json()["decision"] == "block"
+            if answer.headers.get("x-screening-backbone") == "degraded":
+                break
+            assert time.monotonic() < deadline, "answers never said the backbone is degraded"
+            time.sleep(0.05)
         ready = w.client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["backbone"]["degraded"] is True
         stats = w.client.get("/v1/stats?by=unit", headers=auth("agency"))

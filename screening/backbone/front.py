@@ -224,6 +224,10 @@ class Front:
     def healthy(self) -> bool:
         return self._down_since is None and bool(self.store.healthy())
 
+    def degraded(self) -> bool:
+        """Cheap (no I/O): is the store known to be down, records waiting in the spool?"""
+        return self._down_since is not None
+
     def status(self) -> dict[str, Any]:
         """For ``/readyz`` and responses: degraded, why, what waits in the spool, and how
         long ago live events were last read from the store (how stale they may be)."""
