@@ -52,6 +52,7 @@ class CheckRequest:
     region: str | None = None
     as_of: str | None = None
     consent: str | None = None
+    purpose: str | None = None  # recorded in the audit trail (SPEC §6), not decided on
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,8 @@ class CheckBody(BaseModel):
                               "YYYY-MM-DD; no offset = China Standard Time); default now")
     consent: str | None = Field(None, description="reference of the subject's written "
                                 "authorisation: makes authorized entries visible (audited)")
+    purpose: str | None = Field(None, description="why the query is made (e.g. a case or "
+                                "application number); recorded in the audit trail only")
 
 
 class BatchItem(BaseModel):

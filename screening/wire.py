@@ -37,7 +37,7 @@ from .errors import BadRequest, Invalid, PayloadTooLarge, ScreeningError
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 
-CHECK_FIELDS = ("subject", "scenario", "type", "name", "region", "as_of", "consent")
+CHECK_FIELDS = ("subject", "scenario", "type", "name", "region", "as_of", "consent", "purpose")
 BATCH_FIELDS = ("scenario", "subjects", "region", "as_of")
 ITEM_FIELDS = ("subject", "type", "name", "consent")
 AS_OF_RANGE = ("1800-01-01", "9000-01-01")  # as_of outside: 422 bad_as_of
@@ -111,20 +111,22 @@ def check_request(obj: dict[str, Any]) -> CheckRequest:
     get = obj.get
     subject, scenario = get("subject"), get("scenario")
     type_, name, region = get("type"), get("name"), get("region")
-    as_of, consent = get("as_of"), get("consent")
+    as_of, consent, purpose = get("as_of"), get("consent"), get("purpose")
     if (_CHECK_SET.issuperset(obj) and type(subject) is str and type(scenario) is str
             and (type_ is None or type(type_) is str) and (name is None or type(name) is str)
             and (region is None or type(region) is str)
             and (as_of is None or type(as_of) is str)
-            and (consent is None or type(consent) is str)):
+            and (consent is None or type(consent) is str)
+            and (purpose is None or type(purpose) is str)):
         if as_of is not None:
             check_as_of(as_of)
-        return CheckRequest(subject, scenario, type_, name, region, as_of, consent)
+        return CheckRequest(subject, scenario, type_, name, region, as_of, consent, purpose)
     _unknown(obj, _CHECK_SET)  # the slow path names the first bad field
     request = CheckRequest(subject=_required(obj, "subject"),
                            scenario=_required(obj, "scenario"), type=_optional(obj, "type"),
                            name=_optional(obj, "name"), region=_optional(obj, "region"),
-                           as_of=_optional(obj, "as_of"), consent=_optional(obj, "consent"))
+                           as_of=_optional(obj, "as_of"), consent=_optional(obj, "consent"),
+                           purpose=_optional(obj, "purpose"))
     if request.as_of is not None:
         check_as_of(request.as_of)
     return request

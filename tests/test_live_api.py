@@ -131,7 +131,7 @@ def test_events_are_refused_whole(wired: Wired) -> None:
 
 # -- feedback, outcomes, statistics, audit ------------------------------------------------------
 def test_feedback_outcome_stats_and_audit(wired: Wired) -> None:
-    hit = wired.check("agency", ORG_BLACK)
+    hit = wired.check("agency", ORG_BLACK, purpose="（2026）榕财采字第17号")
     clean = wired.check("agency", ORG_CLEAN)
     assert wired.bb.flush(5.0)
     r = wired.client.get("/v1/feedback?limit=50", headers=auth("issuer"))
@@ -175,6 +175,9 @@ def test_feedback_outcome_stats_and_audit(wired: Wired) -> None:
     audited = r.json()["items"]
     assert {a["check_id"] for a in audited} >= {hit["check_id"], clean["check_id"]}
     assert all(ORG_BLACK not in str(a) for a in audited)
+    purposes = {a["check_id"]: a["purpose"] for a in audited}
+    assert purposes[hit["check_id"]] == "（2026）榕财采字第17号"
+    assert purposes[clean["check_id"]] is None
     # a failed check is audited too, with no decision (it counts for coverage)
     r = wired.client.post("/v1/check", headers=auth("agency"),
                           json={"subject": "91350100M000100Y4X",
