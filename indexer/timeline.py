@@ -24,12 +24,6 @@ class Timeline:
     purged: bool
     pieces: tuple[Interval, ...]  # effective intervals, half-open, sorted, disjoint
 
-    @property
-    def suspended(self) -> bool:
-        """Does suspension cut the window (so pieces must be consulted)?"""
-        window = (self.valid_from, self.end) if self.end > self.valid_from else None
-        return self.pieces != ((window,) if window else ())
-
 
 def fold(valid_from: int, valid_until: int,
          events: Iterable[tuple[int, str, str | None]], *, suspends: bool) -> Timeline:
