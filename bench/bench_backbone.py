@@ -19,17 +19,14 @@ a ``redis-server`` is started on a free port like the tests do.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.generate import generate
-from indexer.build import build
-from indexer.snapshot import Snapshot, snapshot_folders
+from bench.snapshots import generated_snapshot
+from indexer.snapshot import Snapshot
 from screening.backbone import Front, audit_record, check_record, open_backbone
 from screening.decision import Caller, CheckRequest, check
 from screening.settings import Settings
@@ -41,13 +38,7 @@ AS_OF = "2026-06-01T00:00:00+08:00"
 
 @pytest.fixture(scope="session")
 def snap() -> Snapshot:
-    entries = int(os.environ.get("BENCH_ENTRIES", "20000"))
-    root = Path(os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="bench-backbone-"))
-    out = root / f"snapshots-{entries}"
-    if not snapshot_folders(out):
-        generate(root / f"source-{entries}", entries=entries, seed=1, progress=False)
-        build(root / f"source-{entries}", out)
-    return Snapshot.open(out)
+    return generated_snapshot(20_000, "bench-backbone-")
 
 
 @pytest.fixture(scope="session")

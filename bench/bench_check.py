@@ -9,17 +9,13 @@ under ``BENCH_DIR`` (default a temporary folder), reused when it exists.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.generate import generate
-from indexer.build import build
+from bench.snapshots import generated_snapshot
 from indexer.identifiers import ric_check_char
-from indexer.snapshot import Snapshot, snapshot_folders
+from indexer.snapshot import Snapshot
 from screening.decision import Caller, CheckRequest, check, check_batch, resolve
 
 SCENARIO = "government_procurement"
@@ -28,13 +24,7 @@ AS_OF = "2026-06-01T00:00:00+08:00"
 
 @pytest.fixture(scope="session")
 def snap() -> Snapshot:
-    entries = int(os.environ.get("BENCH_ENTRIES", "100000"))
-    root = Path(os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="bench-check-"))
-    out = root / f"snapshots-{entries}"
-    if not snapshot_folders(out):
-        generate(root / f"source-{entries}", entries=entries, seed=1)
-        build(root / f"source-{entries}", out)
-    return Snapshot.open(out)
+    return generated_snapshot(100_000, "bench-check-")
 
 
 def _find(snap: Snapshot, *, person: bool, min_links: int, min_hits: int) -> str:
