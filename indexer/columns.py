@@ -52,10 +52,7 @@ def ascii_matrix(values: list[Any], width: int) -> tuple[np.ndarray, np.ndarray]
     mat = np.zeros((n, width), dtype=np.uint8)
     if not n:
         return ok, mat
-    if set(map(type, values)) == {str}:
-        lens = np.fromiter(map(len, values), dtype=np.int64, count=n)
-    else:
-        lens = _lengths(values)
+    lens = _lengths(values)
     sel = np.flatnonzero(lens == width)
     if not len(sel):
         return ok, mat
@@ -78,7 +75,10 @@ _NONE_AS_EMPTY: dict[Any, str] = {None: ""}
 def _lengths(values: list[Any]) -> np.ndarray:
     """Length of each str value; 0 for None, -1 for other types."""
     n = len(values)
-    if set(map(type, values)) <= {str, type(None)}:
+    types = set(map(type, values))
+    if types == {str}:
+        return np.fromiter(map(len, values), dtype=np.int64, count=n)
+    if types <= {str, type(None)}:
         as_text = map(_NONE_AS_EMPTY.get, values, values)
         return np.fromiter(map(len, as_text), dtype=np.int64, count=n)  # type: ignore[arg-type]
     return np.fromiter((len(v) if type(v) is str else -1 for v in values), dtype=np.int64,
@@ -176,10 +176,7 @@ def fast_instants(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     out = np.zeros(n, dtype=np.int64)
     if not n:
         return ok, out
-    if set(map(type, values)) == {str}:
-        lens = np.fromiter(map(len, values), dtype=np.int64, count=n)
-    else:
-        lens = _lengths(values)
+    lens = _lengths(values)
     for width in (10, 25):
         sel = np.flatnonzero(lens == width)
         if not len(sel):
