@@ -425,8 +425,7 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
         page = await asyncio.to_thread(bb.read_audit, since, limit, unit)
         return reply({"items": page.items, "next": page.next})
 
-    screenings, runner = screenings_router(service, settings.data / "jobs",
-                                           settings.max_upload)
+    screenings, runner = screenings_router(service, settings)
     app.include_router(screenings)
     app.screenings = runner  # type: ignore[attr-defined]
 

@@ -11,17 +11,24 @@ snapshot version. Its folder under the jobs root holds::
 
 The plan is made once, when the job is created (``tabular.plan``), so every chunk is an
 independent unit: ``run_chunk(job, i)`` reads, screens and writes chunk ``i`` and nothing
-else, idempotently. ``run`` does the pending chunks in order in this process; a distributor
-(e.g. a Redis consumer group handing out chunk numbers, with the parts on shared storage)
-can call ``run_chunk`` from many workers instead. A restart loses at most the chunk in
-flight: ``run`` skips the chunks whose marker exists and sweeps half-written files. The
-output is the CSV header then the parts in order, byte for byte what an uninterrupted run
-(or ``screening bulk``) writes. The engine knows nothing of HTTP or Redis: an HTTP layer maps
+else, idempotently — two workers doing the same chunk at once both write the same bytes
+under their own temporary names and rename them into place. ``run`` does the pending chunks
+in order in this process; ``screening.distribute`` hands chunk numbers to every replica
+through a Redis consumer group instead (the jobs folder on shared storage), each worker
+calling ``run_chunk``. A restart loses at most the chunk in flight: done chunks have their
+marker, and half-written temporary files are swept once they are old. The output is the CSV
+header then the parts in order, byte for byte what an uninterrupted run (or ``screening
+bulk``) writes. The engine knows nothing of HTTP or Redis: an HTTP layer maps
 ``create``/``status``/``result`` to routes, and ``ScreeningError`` subclasses to statuses.
+
+An input inside the jobs folder (an HTTP upload) is recorded relative to it, so replicas that
+mount the shared folder at different paths find it.
 
 The snapshot is pinned: a job resumed after the service rolled to a newer snapshot reopens
 its own version if that folder is still there, and otherwise starts over on the new one
-(so a job's rows are never decided on two versions).
+(so a job's rows are never decided on two versions). A worker that only helps with chunks
+(``run_chunk(..., reset=False)``) never starts a job over: when it cannot open the job's
+version it raises ``SnapshotUnavailable`` and leaves the chunk to a worker that can.
 """
 
 from __future__ import annotations
@@ -52,6 +59,15 @@ class JobNotDone(ScreeningError):
     status = 409
 
 
+class SnapshotUnavailable(ScreeningError):
+    """This process cannot open the snapshot version a job is pinned to."""
+
+    status = 503
+
+
+STALE_TMP_SECONDS = 600.0  # a temporary file older than this is a crashed writer's
+
+
 @dataclass(frozen=True, slots=True)
 class JobStatus:
     id: str
@@ -66,6 +82,7 @@ class JobStatus:
     rate: float  # rows per second of screening time
     eta_seconds: float | None
     counts: dict[str, Any]
+    workers: dict[str, int]  # chunks done by each worker (process) that did some
     updated_at: float | None  # last chunk done or state change (a stale "running" = a crash)
     scenario: str
     snapshot: str
@@ -75,14 +92,19 @@ class JobStatus:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
+def _tmp(path: Path) -> Path:
+    """A temporary name of this writer alone (workers may write the same chunk at once)."""
+    return path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp")
+
+
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _tmp(path)
     tmp.write_bytes(orjson.dumps(data))
     os.replace(tmp, path)
 
 
 def _write_durable(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _tmp(path)
     with tmp.open("wb") as f:
         f.write(data)
         f.flush()
@@ -91,16 +113,21 @@ def _write_durable(path: Path, data: bytes) -> None:
 
 
 class Jobs:
-    """The jobs under ``root``. ``snapshot()`` gives the snapshot being served now;
-    ``overlay(snap)`` (optional) its live-event overlay."""
+    """The jobs under ``root``. ``snapshot()`` gives the snapshot being served now. With live
+    events: ``applied(snap)`` counts the events applied to ``snap`` now (recorded in a new
+    job), and ``overlay(snap, n)`` gives an overlay of ``snap`` with the first ``n`` of them
+    (``None``: no events), private to the caller."""
 
     def __init__(self, root: Path, snapshot: Callable[[], Snapshot], *,
-                 overlay: Callable[[Snapshot], Overlay | None] | None = None) -> None:
+                 overlay: Callable[[Snapshot, int | None], Overlay | None] | None = None,
+                 applied: Callable[[Snapshot], int] | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._snapshot = snapshot
         self._overlay = overlay
+        self._applied = applied
         self._pinned: dict[str, Snapshot] = {}
+        self._renderers: dict[str, tuple[tuple[Any, ...], Renderer]] = {}
 
     # -- creating ------------------------------------------------------------------------
     def create(self, input: Path, *, scenario: str, caller: Caller, column: str | None = None,
@@ -112,18 +139,24 @@ class Jobs:
         input = Path(input).resolve()
         layout = tabular.inspect(input, format=format, column=column, reserved=RESERVED)
         snap = self._snapshot()
-        screener = self._screener(snap, scenario=scenario, caller=caller, region=region,
-                                  as_of=as_of, consent=consent)
+        events = self._applied(snap) if self._applied is not None else 0
+        screener = self._screener(snap, events, scenario=scenario, caller=caller,
+                                  region=region, as_of=as_of, consent=consent)
         job_id = job_id or time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
         if not job_id.replace("-", "").replace("_", "").isalnum():
             raise Invalid("bad_job_id", f"bad job id {job_id!r}", field="job")
         size, mtime = tabular.file_identity(input)
-        spec = {"id": job_id, "input": str(input), "size": size, "mtime_ns": mtime,
+        try:  # inside the (possibly shared) jobs folder: relative to it
+            recorded = str(input.relative_to(self.root.resolve()))
+        except ValueError:
+            recorded = str(input)
+        spec = {"id": job_id, "input": recorded, "size": size, "mtime_ns": mtime,
                 "layout": layout.to_json(), "scenario": scenario,
                 "caller": {"unit": caller.unit, "tier": caller.tier, "region": caller.region,
                            "adopted": sorted(caller.adopted)},
                 "region": region, "consent": consent, "as_of": screener.as_of,
                 "snapshot": snap.version, "snapshot_folder": str(snap.folder),
+                "events": events,
                 "chunk_bytes": chunk_bytes, "created_at": time.time(),
                 "chunks": [list(r) for r in tabular.plan(input, layout, chunk_bytes)]}
         folder = self.root / job_id
@@ -142,77 +175,119 @@ class Jobs:
     def run(self, job_id: str, *, max_chunks: int | None = None,
             on_chunk: Callable[[JobStatus], None] | None = None) -> JobStatus:
         """Do the pending chunks in order; stop after ``max_chunks`` (state ``paused``)."""
-        spec = self._spec(job_id)
-        folder = self.root / job_id
-        _write_json(folder / "state.json", {"state": "running", "at": time.time()})
+        self._spec(job_id)
+        self.set_state(job_id, "running")
         try:
-            renderer = self._renderer(spec)
-            done = 0
-            for index in self.pending(job_id):
+            renderer = self._renderer(self._spec(job_id))
+            spec = self._spec(job_id)  # as pinned (a job starting over has a new version)
+            for done, index in enumerate(self.pending(job_id)):
                 if max_chunks is not None and done >= max_chunks:
-                    _write_json(folder / "state.json", {"state": "paused", "at": time.time()})
+                    self.set_state(job_id, "paused")
                     return self.status(job_id)
                 self._chunk(spec, renderer, index)
-                done += 1
                 if on_chunk is not None:
                     on_chunk(self.status(job_id))
+        except SnapshotUnavailable as exc:  # passing: tried again later
+            self.set_state(job_id, "paused", exc.message)
+            raise
         except (ScreeningError, OSError) as exc:
             message = exc.message if isinstance(exc, ScreeningError) else str(exc)
-            _write_json(folder / "state.json", {"state": "failed", "message": message,
-                                                "at": time.time()})
+            self.set_state(job_id, "failed", message)
             raise
-        _write_json(folder / "state.json", {"state": "done", "at": time.time()})
+        self.set_state(job_id, "done")
         return self.status(job_id)
 
-    def run_chunk(self, job_id: str, index: int) -> Counts:
-        """Screen chunk ``index`` (idempotent: a done chunk is not redone)."""
+    def run_chunk(self, job_id: str, index: int, *, worker: str | None = None,
+                  reset: bool = True) -> Counts:
+        """Screen chunk ``index`` (idempotent: a done chunk is not redone). ``worker`` names
+        the process in the chunk's marker; ``reset=False``: raise ``SnapshotUnavailable``
+        rather than start the job over on another snapshot version."""
         spec = self._spec(job_id)
+        if not 0 <= index < len(spec["chunks"]):
+            raise NotFound("unknown_chunk", f"job {job_id} has no chunk {index}", field="chunk")
         marker = self._part(job_id, index, "json")
         if not marker.exists():
-            self._chunk(spec, self._renderer(spec), index)
+            self._chunk(spec, self._cached_renderer(spec, reset), index, worker)
         return Counts.from_json(orjson.loads(marker.read_bytes())["counts"])
+
+    def prepare(self, job_id: str) -> None:
+        """Check the input and pin the snapshot (starting over if its version is gone), as
+        ``run`` does before its first chunk: the driver of a distributed job calls this."""
+        self._renderer(self._spec(job_id))
 
     def pending(self, job_id: str) -> list[int]:
         spec = self._spec(job_id)
         parts = self.root / job_id / "parts"
+        old = time.time() - STALE_TMP_SECONDS
         for stale in parts.glob("*.tmp"):
-            stale.unlink(missing_ok=True)
+            try:
+                if stale.stat().st_mtime < old:
+                    stale.unlink(missing_ok=True)
+            except FileNotFoundError:
+                pass
         return [i for i in range(len(spec["chunks"]))
                 if not (parts / f"{i:06d}.json").exists()]
 
-    def _chunk(self, spec: dict[str, Any], renderer: Renderer, index: int) -> None:
+    def set_state(self, job_id: str, state: str, message: str | None = None) -> None:
+        """Record the job's state (``running``, ``paused``, ``failed`` with a message)."""
+        record: dict[str, Any] = {"state": state, "at": time.time()}
+        if message is not None:
+            record["message"] = message
+        _write_json(self.root / job_id / "state.json", record)
+
+    def _chunk(self, spec: dict[str, Any], renderer: Renderer, index: int,
+               worker: str | None = None) -> None:
         start, end = spec["chunks"][index]
         began = time.perf_counter()
         with paused_gc():
-            body, counts = screen_chunk(Path(spec["input"]), renderer, start, end)
+            body, counts = screen_chunk(self._input(spec), renderer, start, end)
         job_id = spec["id"]
         _write_durable(self._part(job_id, index, "out"), body)
         _write_durable(self._part(job_id, index, "json"), orjson.dumps(
             {"counts": counts.to_json(), "bytes": end - start,
-             "seconds": time.perf_counter() - began, "at": time.time()}))
+             "seconds": time.perf_counter() - began, "at": time.time(),
+             "worker": worker}))
+
+    def _input(self, spec: dict[str, Any]) -> Path:
+        return self.root / spec["input"]  # an absolute path stays as it is
+
+    def _cached_renderer(self, spec: dict[str, Any], reset: bool) -> Renderer:
+        """One renderer per job while the snapshot and its overlay stay the same (a worker
+        doing many chunks of one job builds its screener once)."""
+        key = (spec["snapshot"], spec.get("events"), spec["as_of"], spec["size"],
+               spec["mtime_ns"])
+        cached = self._renderers.get(spec["id"])
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        renderer = self._renderer(spec, reset=reset)
+        self._renderers = {spec["id"]: (key, renderer)}  # the last job only: bounded
+        return renderer
 
     def _part(self, job_id: str, index: int, ext: str) -> Path:
         return self.root / job_id / "parts" / f"{index:06d}.{ext}"
 
-    def _renderer(self, spec: dict[str, Any]) -> Renderer:
-        size, mtime = tabular.file_identity(Path(spec["input"]))
+    def _renderer(self, spec: dict[str, Any], *, reset: bool = True) -> Renderer:
+        size, mtime = tabular.file_identity(self._input(spec))
         if (size, mtime) != (spec["size"], spec["mtime_ns"]):
             raise Invalid("input_changed", f"the input {spec['input']} changed since job "
                           f"{spec['id']} was created", field="file")
-        snap = self._pinned_snapshot(spec)
+        snap = self._pinned_snapshot(spec, reset=reset)
         caller = Caller(unit=spec["caller"]["unit"], tier=spec["caller"]["tier"],
                         region=spec["caller"]["region"],
                         adopted=frozenset(spec["caller"]["adopted"]))
-        screener = self._screener(snap, scenario=spec["scenario"], caller=caller,
+        screener = self._screener(snap, spec.get("events"), scenario=spec["scenario"],
+                                  caller=caller,
                                   region=spec["region"], as_of=spec["as_of"],
                                   consent=spec["consent"])
         return Renderer(Layout.from_json(spec["layout"]), screener)
 
-    def _screener(self, snap: Snapshot, **options: Any) -> Screener:
-        overlay = self._overlay(snap) if self._overlay is not None else None
+    def _screener(self, snap: Snapshot, events: int | None, **options: Any) -> Screener:
+        """``events``: how many live events (None: all applied now, as jobs made before
+        events were pinned)."""
+        overlay = self._overlay(snap, events) if self._overlay is not None else None
         return Screener(snap, overlay=overlay, **options)
 
-    def _pinned_snapshot(self, spec: dict[str, Any]) -> Snapshot:
+    def _pinned_snapshot(self, spec: dict[str, Any], *, reset: bool = True) -> Snapshot:
         current = self._snapshot()
         version = spec["snapshot"]
         if current.version == version:
@@ -225,11 +300,15 @@ class Jobs:
                 return snap
         except (CorruptSnapshot, OSError):
             pass
+        if not reset:
+            raise SnapshotUnavailable("snapshot_unavailable", f"job {spec['id']} is pinned to "
+                                      f"snapshot {version}, which this process cannot open")
         # The job's snapshot is gone: start over on the current one.
         folder = self.root / spec["id"]
         shutil.rmtree(folder / "parts")
         (folder / "parts").mkdir()
         spec["snapshot"], spec["snapshot_folder"] = current.version, str(current.folder)
+        spec["events"] = self._applied(current) if self._applied is not None else 0
         _write_json(folder / "job.json", spec)
         return current
 
@@ -252,10 +331,13 @@ class Jobs:
         seconds = 0.0
         bytes_done = 0
         updated: float | None = None
+        workers: dict[str, int] = {}
         markers = sorted((folder / "parts").glob("*.json"))
         for marker in markers:
             part = orjson.loads(marker.read_bytes())
             total.add(Counts.from_json(part["counts"]))
+            name = part.get("worker") or "local"
+            workers[name] = workers.get(name, 0) + 1
             seconds += part["seconds"]
             bytes_done += part["bytes"]
             updated = max(updated or 0.0, part["at"])
@@ -274,7 +356,7 @@ class Jobs:
                          chunks_total=chunks, chunks_done=len(markers), rows_done=total.rows,
                          bytes_total=bytes_total, bytes_done=bytes_done, seconds=seconds,
                          rate=rate, eta_seconds=eta if name != "done" else 0.0,
-                         counts=total.to_json(),
+                         counts=total.to_json(), workers=workers,
                          updated_at=max(updated or 0.0, state.get("at", 0.0)) or None,
                          scenario=spec["scenario"],
                          snapshot=spec["snapshot"], as_of=spec["as_of"])
@@ -304,5 +386,38 @@ class Jobs:
                     yield block
 
     def delete(self, job_id: str) -> None:
-        self._spec(job_id)
-        shutil.rmtree(self.root / job_id)
+        """Remove the job's folder, and its input when it is an upload in the jobs folder."""
+        spec = self._spec(job_id)
+        self._renderers.pop(job_id, None)
+        folder = self.root / job_id
+        gone = self.root / f".{job_id}.deleted"
+        os.rename(folder, gone)  # atomic: the job is gone for readers at once
+        if not Path(spec["input"]).is_absolute():
+            self._input(spec).unlink(missing_ok=True)
+        shutil.rmtree(gone, ignore_errors=True)
+
+    def sweep(self, keep_seconds: float, now: float | None = None) -> list[str]:
+        """Delete the jobs done or failed more than ``keep_seconds`` ago, and uploads left
+        behind by no job for as long. Returns the ids deleted."""
+        now = time.time() if now is None else now
+        deleted = []
+        for job_id in self.ids():
+            try:
+                st = self.status(job_id)
+                if st.state in ("done", "failed") and (st.updated_at or 0.0) < now - keep_seconds:
+                    self.delete(job_id)
+                    deleted.append(job_id)
+            except (ScreeningError, OSError, ValueError):
+                continue  # deleted meanwhile, or unreadable: left to an operator
+        uploads = self.root / ".uploads"
+        if uploads.is_dir():
+            for upload in uploads.glob("*.upload"):
+                try:
+                    if (not (self.root / upload.stem).exists()
+                            and upload.stat().st_mtime < now - keep_seconds):
+                        upload.unlink(missing_ok=True)
+                except OSError:
+                    continue
+        for leftover in self.root.glob(".*.deleted"):  # a delete cut short
+            shutil.rmtree(leftover, ignore_errors=True)
+        return deleted

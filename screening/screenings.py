@@ -6,6 +6,7 @@ route                                   auth    answer
 POST /v1/screenings?scenario=S&…        key     202, the job's progress (``id``, ``state`` …)
 GET  /v1/screenings/{job_id}            owner   the job's progress
 GET  /v1/screenings/{job_id}/result     owner   the screened file, streamed (409 until done)
+DELETE /v1/screenings/{job_id}          owner   204: the job, its output and upload deleted
 ======================================  ======  ==============================================
 
 The upload is the raw request body (a CSV or JSON Lines file, as ``screening bulk`` reads
@@ -17,9 +18,16 @@ else detected from the content), ``region``, ``consent``, ``as_of``. The body is
 refused (422) before any row is screened, and the upload is removed.
 
 The job runs as the uploading account (tier, region, adopted measures); only that unit, or an
-admin, may read it (403; 404 for an unknown id). A ``JobRunner`` thread, started and stopped by
-the app's lifespan, does the pending jobs one after the other; at start it resumes every job
-not done or failed, so jobs survive a restart (a job loses at most the chunk in flight).
+admin, may read it or delete it (403; 404 for an unknown id). A ``JobRunner`` thread, started
+and stopped by the app's lifespan, does the pending jobs one after the other; at start it
+resumes every job not done or failed, so jobs survive a restart (a job loses at most the chunk
+in flight). With Redis (``SCREENING_REDIS``) the runner drives jobs instead of doing them: the
+chunks go to a consumer group that every replica sharing the jobs folder works
+(``screening.distribute``). Jobs done or failed more than ``SCREENING_JOB_DAYS`` ago are
+deleted with their uploads.
+
+A job decides on the live events applied when it was created, replayed into an overlay of its
+own (``PrivateOverlays``): the served overlay keeps changing on the event loop thread.
 """
 
 from __future__ import annotations
@@ -38,15 +46,17 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
+from indexer.records import RecordError
 from indexer.snapshot import Snapshot
 
 from . import openapi
 from .accounts import Account
-from .bulk import CHUNK_BYTES
+from .distribute import DOWN, ChunkQueue, ChunkWorker
 from .errors import BadRequest, Forbidden, Invalid, PayloadTooLarge, ScreeningError
-from .jobs import Jobs, JobStatus
+from .jobs import Jobs, JobStatus, SnapshotUnavailable
 from .overlay import Overlay
 from .service import Service
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +87,7 @@ def progress(st: JobStatus, owner: str | None = None) -> dict[str, Any]:
         "bytes_done": st.bytes_done, "bytes_total": st.bytes_total,
         "eta_seconds": None if st.eta_seconds is None else round(st.eta_seconds, 1),
         "scenario": st.scenario, "snapshot": st.snapshot, "as_of": st.as_of,
-        "updated_at": st.updated_at,
+        "updated_at": st.updated_at, "workers": st.workers,
     }
     if owner is not None:
         out["unit"] = owner
@@ -85,12 +95,22 @@ def progress(st: JobStatus, owner: str | None = None) -> dict[str, Any]:
 
 
 class JobRunner:
-    """One background thread doing the unfinished jobs of ``jobs`` in creation order."""
+    """One background thread doing (or, with a chunk queue, driving) the unfinished jobs of
+    ``jobs`` in creation order, and deleting old ones."""
 
-    def __init__(self, jobs: Callable[[], Jobs], ready: Callable[[], bool]) -> None:
+    SWEEP_EVERY = 3600.0
+
+    def __init__(self, jobs: Callable[[], Jobs], ready: Callable[[], bool], *,
+                 chunk_bytes: int, keep_seconds: float,
+                 queue: Callable[[Jobs], ChunkQueue] | None = None) -> None:
         self._jobs = jobs  # made on first use (``Jobs`` creates its folder)
         self.ready = ready  # a snapshot is loaded
-        self.chunk_bytes = CHUNK_BYTES  # the chunk size of new jobs (tests make it small)
+        self.chunk_bytes = chunk_bytes  # the chunk size of new jobs
+        self.keep_seconds = keep_seconds
+        self._make_queue = queue
+        self.queue: ChunkQueue | None = None
+        self._worker: ChunkWorker | None = None
+        self._swept_at = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -104,6 +124,11 @@ class JobRunner:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
+        if self._make_queue is not None and self.queue is None:
+            self.queue = self._make_queue(self.jobs)
+            self._worker = ChunkWorker(self.queue, self.ready)
+        if self._worker is not None:
+            self._worker.start()
         self._thread = threading.Thread(target=self._loop, name="screening-jobs", daemon=True)
         self._thread.start()
 
@@ -113,6 +138,8 @@ class JobRunner:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
+        if self._worker is not None:
+            self._worker.stop(timeout)
 
     def wake(self) -> None:
         self._wake.set()
@@ -135,6 +162,11 @@ class JobRunner:
             self._wake.clear()
             worked = False
             try:
+                if time.monotonic() - self._swept_at > self.SWEEP_EVERY:
+                    self._swept_at = time.monotonic()
+                    for job_id in self.jobs.sweep(self.keep_seconds):
+                        log.info("jobs.deleted id=%s (older than %.0f s)", job_id,
+                                 self.keep_seconds)
                 if self.ready():
                     for job_id in self.unfinished():
                         if self._stop.is_set():
@@ -148,6 +180,12 @@ class JobRunner:
 
     def _run(self, job_id: str) -> bool:
         """Run one job to its end (or to shutdown); False if another process holds it."""
+        if self.queue is not None:
+            try:
+                return self._drive(self.queue, job_id)
+            except DOWN as exc:  # no Redis: this replica does the job alone
+                log.warning("jobs.redis_unavailable id=%s (running locally): %s", job_id, exc)
+
         def on_chunk(_: JobStatus) -> None:
             if self._stop.is_set():
                 raise _Stop
@@ -165,6 +203,34 @@ class JobRunner:
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
+    def _drive(self, queue: ChunkQueue, job_id: str) -> bool:
+        token = queue.lock(job_id)
+        if token is None:
+            return False  # another replica drives it
+        try:
+            if self.jobs.status(job_id).state in ("done", "failed"):
+                return True
+            state = queue.drive(job_id, token, self._stop.is_set)
+            log.info("jobs.driven id=%s state=%s", job_id, state)
+            return True
+        except SnapshotUnavailable as exc:  # the loop tries again
+            self.jobs.set_state(job_id, "paused", exc.message)
+            log.warning("jobs.waiting id=%s: %s", job_id, exc.message)
+            return True
+        except ScreeningError as exc:
+            self.jobs.set_state(job_id, "failed", exc.message)
+            log.warning("jobs.failed id=%s code=%s", job_id, exc.code)
+            return True
+        except OSError as exc:
+            self.jobs.set_state(job_id, "failed", str(exc))
+            log.warning("jobs.failed id=%s reason=%s", job_id, exc)
+            return True
+        finally:
+            try:
+                queue.unlock(job_id, token)
+            except DOWN:
+                pass  # expires by itself
+
     def _run_locked(self, job_id: str, on_chunk: Callable[[JobStatus], None]) -> None:
         try:
             if self.jobs.status(job_id).state in ("done", "failed"):
@@ -172,6 +238,8 @@ class JobRunner:
             self.jobs.run(job_id, on_chunk=on_chunk)
         except _Stop:
             log.info("jobs.stopped id=%s (resumed at the next start)", job_id)
+        except SnapshotUnavailable as exc:  # paused: the loop tries again
+            log.warning("jobs.waiting id=%s: %s", job_id, exc.message)
         except ScreeningError as exc:  # recorded as failed by Jobs.run
             log.warning("jobs.failed id=%s code=%s", job_id, exc.code)
         except OSError as exc:
@@ -186,28 +254,98 @@ def _option(request: Request, name: str) -> str | None:
     return value if value else None
 
 
-def router(service: Service, root: Path, max_upload: int) -> tuple[APIRouter, JobRunner]:
+class PrivateOverlays:
+    """The live events a job decides on, as an overlay of its own.
+
+    A job is pinned to a snapshot version and to the number of live events applied to that
+    snapshot when it was created (``Jobs.create`` records it): every chunk, in any replica,
+    before or after a restart, decides on the same events, so the output never depends on
+    which worker did a chunk or when. The served overlay is changed in place on the event
+    loop thread, so a job never reads it: it replays the backbone's event log onto its
+    snapshot, as the service does before a swap, until that many events have applied. The
+    log is the same on every replica, so is the result. One overlay is cached.
+    """
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self._lock = threading.Lock()
+        self._copy: tuple[int, int, Overlay | None] | None = None
+
+    def applied(self, snap: Snapshot) -> int:
+        """Live events applied to ``snap`` now (0 when it is not the served snapshot)."""
+        loaded = self.service.holder.current
+        if loaded is None or loaded.snapshot is not snap:
+            return 0
+        served = self.service.overlay(loaded)
+        return len(served.applied) if served is not None else 0
+
+    def of(self, snap: Snapshot, upto: int | None) -> Overlay | None:
+        if upto is None:  # a job from before events were pinned: those applied now
+            upto = self.applied(snap)
+        if upto == 0:
+            return None
+        with self._lock:
+            cached = self._copy
+            if cached is not None and cached[:2] == (id(snap), upto):
+                return cached[2]
+            overlay = self._replay(snap, upto)
+            self._copy = (id(snap), upto, overlay)
+            return overlay
+
+    def _replay(self, snap: Snapshot, upto: int) -> Overlay:
+        live = self.service.live
+        if live is None:
+            raise SnapshotUnavailable("events_unavailable", "the job decides on live events "
+                                      "and this process has no backbone to read them from")
+        overlay, cursor = Overlay(snap), None
+        try:
+            while len(overlay.applied) < upto:
+                page = live.backbone.read_events(cursor, 1000)
+                for event in page.items:
+                    try:
+                        overlay.apply(event)
+                    except (RecordError, ScreeningError, KeyError, TypeError, ValueError):
+                        continue  # not applied by the service either
+                    if len(overlay.applied) == upto:
+                        break
+                cursor = page.next
+                if len(page.items) < 1000:
+                    break
+        except ScreeningError as exc:  # Unavailable: the backbone is away
+            raise SnapshotUnavailable("events_unavailable", exc.message) from None
+        if len(overlay.applied) < upto:
+            raise SnapshotUnavailable("events_behind", f"the event log has {len(overlay.applied)}"
+                                      f" of the job's {upto} live events for {snap.version}")
+        return overlay
+
+
+def router(service: Service, settings: Settings) -> tuple[APIRouter, JobRunner]:
     """The routes, and the runner the lifespan starts (``runner.start()``/``stop()``)."""
     holder = service.holder
+    root = settings.jobs_root
+    max_upload = settings.max_upload
+    events = PrivateOverlays(service)
 
     def snapshot() -> Snapshot:
         return holder.require().snapshot
-
-    def overlay(snap: Snapshot) -> Overlay | None:
-        loaded = holder.current
-        if loaded is None or loaded.snapshot is not snap:
-            return None
-        ov: Overlay | None = service.overlay(loaded)
-        return ov
 
     made: list[Jobs] = []
 
     def get_jobs() -> Jobs:
         if not made:
-            made.append(Jobs(root, snapshot, overlay=overlay))
+            made.append(Jobs(root, snapshot, overlay=events.of, applied=events.applied))
         return made[0]
 
-    runner = JobRunner(get_jobs, lambda: holder.current is not None)
+    queue = None
+    if settings.redis:
+        redis_url = settings.redis
+
+        def queue(jobs: Jobs) -> ChunkQueue:
+            return ChunkQueue(redis_url, jobs, claim_idle=settings.job_claim_idle)
+
+    runner = JobRunner(get_jobs, lambda: holder.current is not None,
+                       chunk_bytes=settings.job_chunk, keep_seconds=settings.job_days * 86400,
+                       queue=queue)
     uploads = root / ".uploads"
     api = APIRouter(tags=["screenings"])
 
@@ -323,5 +461,18 @@ def router(service: Service, root: Path, max_upload: int) -> tuple[APIRouter, Jo
                                  headers={"content-disposition":
                                           f'attachment; filename="{job_id}.{ext}"',
                                           "x-job-state": st.state})
+
+    @api.delete(ROUTE + "/{job_id}", summary="Delete a bulk screening job",
+                status_code=204, response_model=None,
+                responses={204: {"description": "the job, its output and its upload are gone"},
+                           **openapi.errors(401, 403, 404, 429)})
+    async def delete(job_id: str, request: Request) -> Response:
+        """Delete the job, its output and its upload now (finished jobs are deleted anyway
+        `SCREENING_JOB_DAYS` after they end). A job deleted while running stops at its next
+        chunk."""
+        _, st, owner = owned(request, job_id)
+        await asyncio.to_thread(get_jobs().delete, job_id)
+        log.info("jobs.deleted id=%s unit=%s state=%s", job_id, owner, st.state)
+        return Response(status_code=204)
 
     return api, runner

@@ -9,6 +9,10 @@ overrides, then passed in. Tests construct it directly; nothing reads globals.
 | SCREENING_ACCOUNTS | (none) | accounts file (JSON Lines, SPEC §8) |
 | SCREENING_REDIS | (none) | Redis URL of the shared backbone; none = embedded backbone |
 | SCREENING_DATA | ``./screening-data`` | local state: embedded backbone logs, spool, bulk jobs |
+| SCREENING_JOBS | ``<data>/jobs`` | bulk jobs folder; share it (and Redis) to spread jobs over replicas |
+| SCREENING_JOB_DAYS | ``7`` | days a finished bulk job (and its upload) is kept |
+| SCREENING_JOB_CHUNK | ``4194304`` | bytes of input per chunk of a new bulk job (the unit of work) |
+| SCREENING_JOB_CLAIM_IDLE | ``60`` | seconds before a quiet worker's chunk is taken over |
 | SCREENING_WORKERS | ``1`` | worker processes (each maps the snapshot, nothing copied) |
 | SCREENING_WATCH_INTERVAL | ``1.0`` | seconds between looks for a new snapshot |
 | SCREENING_MAX_BODY | ``16777216`` | largest request body in bytes (413 above) |
@@ -41,6 +45,10 @@ class Settings:
     max_body: int = 16 * 1024 * 1024
     max_batch: int = 10_000
     max_upload: int = 4 * 1024 * 1024 * 1024
+    jobs: Path | None = None
+    job_days: float = 7.0
+    job_chunk: int = 4 * 1024 * 1024
+    job_claim_idle: float = 60.0
     log_level: str = "info"
 
     @classmethod
@@ -58,10 +66,15 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
+    @property
+    def jobs_root(self) -> Path:
+        return self.jobs if self.jobs is not None else self.data / "jobs"
+
 
 _TYPES: dict[str, Any] = {"snapshot": Path, "accounts": Path, "data": Path, "port": int,
                           "workers": int, "watch_interval": float, "max_body": int,
-                          "max_batch": int, "max_upload": int}
+                          "max_batch": int, "max_upload": int, "jobs": Path,
+                          "job_days": float, "job_chunk": int, "job_claim_idle": float}
 
 
 def _convert(name: str, raw: str) -> Any:
