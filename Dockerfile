@@ -8,7 +8,8 @@
 #     credit-screening [--workers 2]
 #
 # New snapshots built into the mounted folder (`indexer build SOURCE --out snapshots`) are
-# verified and swapped in while serving; /data holds local state (embedded backbone).
+# verified and swapped in while serving; /data holds local state (embedded backbone); /jobs is
+# where replicas that share it (SCREENING_JOBS=/jobs, with --redis) share bulk jobs.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -22,8 +23,8 @@ COPY indexer ./indexer
 COPY screening ./screening
 RUN pip install . \
  && useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin screening \
- && mkdir -p /snapshots /data \
- && chown screening:screening /data
+ && mkdir -p /snapshots /data /jobs \
+ && chown screening:screening /data /jobs
 
 USER screening
 ENV SCREENING_SNAPSHOT=/snapshots \
