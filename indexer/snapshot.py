@@ -22,6 +22,7 @@ import mmap
 import os
 import shutil
 import time
+from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +186,9 @@ class Snapshot:
         self.subject_name: np.ndarray = a["subject_name"]
         self.strings_off = memoryview(a["strings_off"])  # fast scalar indexing
         self.strings_blob = memoryview(a["strings_blob"])
+        # sorted hash indexes as memoryviews: ``bisect`` over one costs ~0.7 µs, a scalar
+        # ``np.searchsorted`` ~4.5 µs (measured on 270k keys)
+        self._views: dict[str, memoryview] = {}
         self._key_filter = FrozenBitMap.deserialize(a["key_filter"].tobytes())
         self._orgcode_filter = FrozenBitMap.deserialize(a["orgcode_filter"].tobytes())
         self.extras: dict[str, Any] = {}  # per-snapshot tables built by the service layers
@@ -206,17 +210,28 @@ class Snapshot:
         return str(self.strings_blob[int(off[index]):int(off[index + 1])], "utf-8")
 
     # -- lookups ---------------------------------------------------------------------------
+    def view(self, name: str) -> memoryview:
+        """Array ``name`` as a memoryview (scalar indexing gives plain ints, fast)."""
+        mv = self._views.get(name)
+        if mv is None:
+            arr = self.arrays[name]
+            if not arr.dtype.isnative:
+                arr = arr.astype(arr.dtype.newbyteorder("="))
+            mv = self._views[name] = memoryview(np.ascontiguousarray(arr)).cast("B").cast(
+                arr.dtype.char)
+        return mv
+
     def lookup(self, key: str) -> KeyMatch | None:
         """Find a normalised identifier or alias among the snapshot's subjects."""
         h = _hash(key.encode())
         if (h >> 32) not in self._key_filter:
             return None
-        hashes = self.key_hash
-        i = int(np.searchsorted(hashes, np.uint64(h)))
+        hashes = self.view("key_hash")
+        i = bisect_left(hashes, h)
         n = len(hashes)
-        while i < n and int(hashes[i]) == h:
-            subject = int(self.key_subject[i])
-            alias = int(self.key_alias[i])
+        while i < n and hashes[i] == h:
+            subject = self.view("key_subject")[i]
+            alias = self.view("key_alias")[i]
             stored = self.string(alias) if alias != NONE32 else self.subject_id(subject)
             if stored == key:
                 return KeyMatch(subject, alias != NONE32)
@@ -228,10 +243,10 @@ class Snapshot:
         h = _hash(code.encode())
         if (h >> 32) not in self._orgcode_filter:
             return None
-        hashes = self.arrays["orgcode_hash"]
-        i = int(np.searchsorted(hashes, np.uint64(h)))
-        while i < len(hashes) and int(hashes[i]) == h:
-            subject = int(self.arrays["orgcode_subject"][i])
+        hashes = self.view("orgcode_hash")
+        i = bisect_left(hashes, h)
+        while i < len(hashes) and hashes[i] == h:
+            subject = self.view("orgcode_subject")[i]
             if self.subject_id(subject)[8:17] == code:
                 return subject
             i += 1
@@ -240,11 +255,11 @@ class Snapshot:
     def _find(self, hashes_name: str, values_name: str, text: str) -> int | None:
         """Exact lookup of a pooled string in a sorted hash index; the stored value or None."""
         h = _hash(text.encode())
-        hashes = self.arrays[hashes_name]
-        values = self.arrays[values_name]
-        i = int(np.searchsorted(hashes, np.uint64(h)))
-        while i < len(hashes) and int(hashes[i]) == h:
-            value = int(values[i])
+        hashes = self.view(hashes_name)
+        values = self.view(values_name)
+        i = bisect_left(hashes, h)
+        while i < len(hashes) and hashes[i] == h:
+            value = values[i]
             if hashes_name == "eventid_hash":
                 if self.string(value) == text:
                     return value

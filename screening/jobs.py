@@ -47,9 +47,10 @@ import orjson
 from indexer.snapshot import CorruptSnapshot, Snapshot
 
 from . import tabular
-from .bulk import CHUNK_BYTES, RESERVED, Counts, Renderer, paused_gc, screen_chunk
+from .bulk import CHUNK_BYTES, RESERVED, Counts, Renderer, screen_chunk
 from .decision import Caller
 from .errors import Invalid, NotFound, ScreeningError
+from .gcpause import paused_gc
 from .overlay import Overlay
 from .screener import Screener
 from .tabular import Layout

@@ -26,6 +26,7 @@ from indexer import clock
 from .accounts import Account, Accounts
 from .decision import CheckRequest, check, check_batch
 from .errors import RateLimited, ScreeningError, Unauthorized
+from .gcpause import paused_gc
 from .holder import SnapshotHolder
 from .metrics import Metrics
 from .settings import Settings
@@ -139,26 +140,28 @@ class Service:
         single checks are not held up behind a 10,000-subject batch.
         """
         try:
-            batch = batch_request(decode(body), self.settings.max_batch)
-            loaded = self.holder.require()
             results: list[dict[str, Any] | None] = []
             valid: list[dict[str, Any]] = []
-            for i, item in enumerate(batch.items):
-                try:
-                    valid.append(batch_item(item, i))
-                    results.append(None)
-                except ScreeningError as exc:
-                    results.append(exc.body())
+            with paused_gc():
+                batch = batch_request(decode(body), self.settings.max_batch)
+                loaded = self.holder.require()
+                for i, item in enumerate(batch.items):
+                    try:
+                        valid.append(batch_item(item, i))
+                        results.append(None)
+                    except ScreeningError as exc:
+                        results.append(exc.body())
             as_of = batch.as_of or clock.format_instant(clock.now())
             overlay = self.overlay(loaded)
             decided: list[dict[str, Any]] = []
             for start in range(0, max(1, len(valid)), BATCH_CHUNK):
                 if start:
                     await asyncio.sleep(0)
-                decided.extend(check_batch(loaded.snapshot, batch.scenario,
-                                           valid[start:start + BATCH_CHUNK], account.caller,
-                                           region=batch.region, as_of=as_of,
-                                           overlay=overlay))
+                with paused_gc():  # thousands of acyclic dicts, freed by reference counting
+                    decided.extend(check_batch(loaded.snapshot, batch.scenario,
+                                               valid[start:start + BATCH_CHUNK],
+                                               account.caller, region=batch.region,
+                                               as_of=as_of, overlay=overlay))
         except ScreeningError as exc:
             return error_answer(exc)
         if len(valid) == len(results):
@@ -169,8 +172,9 @@ class Service:
         tally = Tally(r.get("decision", "error") for r in merged)
         if self.recorder is not None:
             self._record_batch(account, batch, valid, decided)
-        return Answer(200, orjson.dumps({"results": merged}), "batch", self._health_headers(),
-                      checks=0, tally=dict(tally))
+        with paused_gc():
+            payload = orjson.dumps({"results": merged})
+        return Answer(200, payload, "batch", self._health_headers(), checks=0, tally=dict(tally))
 
     def _record_batch(self, account: Account, batch: BatchRequest,
                       valid: list[dict[str, Any]], decided: list[dict[str, Any]]) -> None:
