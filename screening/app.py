@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -48,6 +49,7 @@ from .fastpath import INTERNAL, Coalescer, ScreeningAPI
 from .holder import SnapshotHolder
 from .live import BackboneRecorder, LiveEvents
 from .metrics import CONTENT_TYPE, Metrics
+from .overlay import Overlay
 from .screenings import router as screenings_router
 from .service import BATCH_ROUTE, CHECK_ROUTE, Answer, Recorder, Service, error_answer
 from .settings import Settings
@@ -101,6 +103,59 @@ def _install_errors(app: ScreeningAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, internal_error)
+
+
+class EventConflict(ScreeningError):
+    """``POST /v1/events``: an event id already accepted (or earlier in the request) with other
+    content — an accepted event is never replaced (409 ``duplicate_event_id``)."""
+
+    status = 409
+
+
+def _judge_events(overlay: Overlay, account: Account, events: list[Any]) -> list[dict[str, Any]]:
+    """Judge a request's events in order (``Overlay.stage``) and return the new ones to append;
+    raise the first problem. Per event: its shape (422), then whether the account manages every
+    list and authority it concerns — the posted event's and, for an id accepted before, the
+    accepted event's (403), then a re-used id (409 ``duplicate_event_id``; an identical re-post
+    adds nothing), then its validity against the state the events before it produce (422)."""
+    stage = overlay.stage()
+    for i, obj in enumerate(events):
+        where = f"events[{i}]"
+        try:
+            judged = stage.judge(obj)
+        except RecordError as exc:
+            raise Invalid(exc.reason, f"{where}: {exc.message}", field=where) from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise Invalid("bad_event", f"{where}: {exc}", field=where) from None
+        for owner in judged.owners:
+            if owner is not None:
+                _authorise(account, where, *owner)
+        if judged.repeat and all(owner is None for owner in judged.owners):
+            judged.conflict = (f"event id {judged.event.id!r} was accepted before, but its "
+                               "entry is no longer known here: the re-post cannot be checked "
+                               "against the unit's lists")
+        if judged.conflict is not None:
+            raise EventConflict("duplicate_event_id", f"{where}: {judged.conflict}",
+                                field=where)
+        if judged.repeat:
+            continue
+        try:
+            list_code, authority = stage.stage(judged, obj)
+        except RecordError as exc:
+            raise Invalid(exc.reason, f"{where}: {exc.message}", field=where) from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise Invalid("bad_event", f"{where}: {exc}", field=where) from None
+        _authorise(account, where, list_code, authority)
+    return stage.events
+
+
+def _authorise(account: Account, where: str, list_code: str, authority: str | None) -> None:
+    if list_code not in account.lists:
+        raise Forbidden("list_forbidden", f"{where}: the unit {account.unit!r} does not "
+                        f"manage the list {list_code!r}", field=where)
+    if account.authorities and authority not in account.authorities:
+        raise Forbidden("authority_forbidden", f"{where}: the entry's authority "
+                        f"{authority!r} is not one of the unit's authorities", field=where)
 
 
 def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
@@ -176,6 +231,8 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
             share.mkdir(parents=True, exist_ok=True)
             tasks.append(asyncio.create_task(share_metrics()))
         runner.start()  # resumes unfinished bulk jobs (they survive a restart)
+        # what exists now lives as long as the process: keep it out of the collector's walks
+        gc.freeze()
         try:
             yield
         finally:
@@ -304,15 +361,23 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
     def reply(obj: Any, status: int = 200) -> Response:
         return Response(orjson.dumps(obj), status_code=status, media_type="application/json")
 
+    events_lock = asyncio.Lock()  # POST /v1/events: judge and append one request at a time
+
     @app.post("/v1/events", tags=["backbone"], summary="Publish live events (issuer)",
               status_code=202, response_model=None,
               responses={202: {"description": '`{"accepted": [ids]}`'},
-                         **openapi.errors(400, 401, 403, 413, 422, 429, 503)})
+                         **openapi.errors(400, 401, 403, 413, 422, 429, 503),
+                         409: {"model": openapi.ErrorBody,
+                               "description": "an event id accepted before with other "
+                                              "content (`duplicate_event_id`)"}})
     async def post_events(request: Request) -> Response:
-        """Lifecycle events (SPEC §3) for the account's own lists (and authorities): each is
-        validated against the served snapshot and the live events already applied; the first
-        invalid event refuses the whole request (422), an event outside the account's lists or
-        authorities refuses it with 403. Accepted events bind every replica within 1 s."""
+        """Lifecycle events (SPEC §3) for the account's own lists (and authorities), judged in
+        order, each against the served snapshot, the live events already applied and the
+        request's earlier events (an event may name an entry listed earlier in the request).
+        The first problem refuses the whole request: an event outside the account's lists or
+        authorities 403, an id already accepted with other content 409 `duplicate_event_id`,
+        an invalid event 422. An identical re-post is idempotent. Accepted events bind every
+        replica within 1 s."""
         account = account_of(request, "issuer")
         body = await json_body(request)
         events = body.get("events")
@@ -324,29 +389,17 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
                           field="events")
         bb = need_backbone()
         holder.require()
-        overlay = await service.live.catch_up()
-        if overlay is None:
-            holder.require()
-            raise Unavailable("no_snapshot", "no snapshot is loaded yet; try again shortly")
-        known = {e["id"] for e in overlay.applied}
-        for i, obj in enumerate(events):
-            where = f"events[{i}]"
-            eid = obj.get("id") if isinstance(obj, dict) else None
-            if isinstance(eid, str) and (eid in known or overlay.snap.has_event(eid)):
-                continue  # accepted before: a re-post is idempotent (it changes nothing)
-            try:
-                _, list_code, authority = overlay.validate(obj)
-            except RecordError as exc:
-                raise Invalid(exc.reason, f"{where}: {exc.message}", field=where) from None
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise Invalid("bad_event", f"{where}: {exc}", field=where) from None
-            if list_code not in account.lists:
-                raise Forbidden("list_forbidden", f"{where}: the unit {account.unit!r} does not "
-                                f"manage the list {list_code!r}")
-            if account.authorities and authority not in account.authorities:
-                raise Forbidden("authority_forbidden", f"{where}: the entry's authority "
-                                f"{authority!r} is not one of the unit's authorities")
-        accepted = await asyncio.to_thread(bb.append_events, events)
+        # One request of this process at a time from judging to appending, so two concurrent
+        # requests cannot both pass against the same state (e.g. list one entry id twice).
+        async with events_lock:
+            overlay = await service.live.catch_up()
+            if overlay is None:
+                holder.require()
+                raise Unavailable("no_snapshot", "no snapshot is loaded yet; try again shortly")
+            fresh = _judge_events(overlay, account, events)
+            if fresh:
+                await asyncio.to_thread(bb.append_events, fresh)
+            accepted = list(dict.fromkeys(str(e["id"]) for e in events))
         try:  # this replica applies them at once (read your writes); the others tail the log
             await service.live.catch_up()
         except Exception as exc:

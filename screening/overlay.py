@@ -13,7 +13,13 @@ reaches the same state. Rules are those of the build, re-used, not re-written:
 * exit-to-watch entries are derived again whenever a black entry's end changes.
 
 ``Overlay.validate`` checks an event before it is accepted (unknown entry, derived entry,
-duplicate listing, list of the event) without changing the state.
+duplicate listing, list of the event) without changing the state. ``Overlay.stage()`` judges
+the events of one request *in order*, each against the state the events before it (in the log,
+then earlier in the same request) produce, still without changing the overlay: an event may
+name an entry listed earlier in its request, a second listing of one entry id is a duplicate,
+and an event naming an entry that an earlier event purged is refused (as it is once the purge
+is applied, and once a build has dropped the entry). ``Overlay.accepted`` remembers every event
+read from the log (content and owner), so a re-posted id can be compared and authorised.
 """
 
 from __future__ import annotations
@@ -74,6 +80,9 @@ class Overlay:
         self.extra_entries: dict[int, list[int]] = {}
         self.extra_named: dict[int, list[tuple[int, int]]] = {}
         self.live: dict[int, list[tuple[int, str, str | None]]] = {}  # row -> (at, type, result)
+        # every event read from the log (applied, already folded, or not applicable), by id
+        self.accepted: dict[str, Accepted] = {}
+        self._listed_owner: dict[str, Owner] = {}  # entry id -> owner, of logged listings
 
     def __bool__(self) -> bool:
         return bool(self.applied)
@@ -96,30 +105,56 @@ class Overlay:
     def validate(self, obj: Any) -> tuple[records.Event, str, str | None]:
         """Parse an event and find its list and entry authority; raise ``RecordError``."""
         event = records.parse_event(obj)
-        if event.type == "listed":
+        if event.type == "listed" and self._known(event.id):
             entry = records.parse_entry(event.record, self.lists)
-            if self.entry_row(entry.id) is not None and not self._known(event.id):
-                raise RecordError("duplicate_id", f"entry {entry.id!r} is already listed")
             return event, entry.list, entry.authority or self.lists[entry.list].authority
-        row = self.entry_row(event.entry or "")
+        return judge_new(event, self.lists, self._target)
+
+    def _target(self, entry_id: str) -> tuple[str, str | None, bool] | None:
+        """(list code, authority, purged) of an entry, or None when it is unknown."""
+        row = self.entry_row(entry_id)
         if row is None:
-            raise RecordError("unknown_entry", f"event names unknown entry {event.entry!r}")
+            return None
         st = self.state(row)
-        if st.purged:
-            raise RecordError("unknown_entry", f"entry {event.entry!r} has been purged")
-        return event, self.list_codes[st.list], st.authority
+        return self.list_codes[st.list], st.authority, st.purged
 
     def _known(self, event_id: str) -> bool:
         return event_id in self._applied_ids or self.snap.has_event(event_id)
 
+    def stage(self) -> Staging:
+        """A scratch view for judging one request's events in order (see ``Staging``)."""
+        return Staging(self)
+
+    def owner(self, event: records.Event) -> Owner | None:
+        """The list and authority an event is about, as far as this overlay knows (an entry
+        purged and dropped by a build, or a listing that does not parse: None)."""
+        if event.type == "listed":
+            return listing_owner(event.record, self.lists)
+        target = self._target(event.entry or "")
+        if target is not None:
+            return target[0], target[1]
+        return self._listed_owner.get(event.entry or "")
+
     # -- applying ------------------------------------------------------------------------
     def apply(self, obj: dict[str, Any]) -> bool:
-        """Apply one accepted event; False when it was already applied or folded."""
+        """Apply one accepted event; False when it was already applied or folded.
+
+        Raises ``RecordError`` (and changes nothing) for an event the log holds but that cannot
+        apply: an entry unknown here, or a second listing of an entry id (the first listing
+        wins, on every replica alike)."""
         event = records.parse_event(obj)
+        if event.id not in self.accepted:
+            owner = self.owner(event)
+            self.accepted[event.id] = Accepted(obj, owner)
+            if event.type == "listed" and owner is not None:
+                self._listed_owner.setdefault(str(event.record.get("id")), owner)  # type: ignore[union-attr]
         if self._known(event.id):
             return False
         if event.type == "listed":
-            self._add_listed(records.parse_entry(event.record, self.lists))
+            entry = records.parse_entry(event.record, self.lists)
+            if self.entry_row(entry.id) is not None:
+                raise RecordError("duplicate_id", f"entry {entry.id!r} is already listed")
+            self._add_listed(entry)
         else:
             row = self.entry_row(event.entry or "")
             if row is None:
@@ -220,6 +255,136 @@ class Overlay:
         if alive:
             derived.valid_from = parent.end
             derived.valid_until = derived.end = plus_days(parent.end, listdef.exit_watch_days)
+
+
+Owner = tuple[str, str | None]  # (list code, entry authority)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """An event as the log holds it, and whom it concerns (None: no longer known here)."""
+
+    event: dict[str, Any]
+    owner: Owner | None
+
+
+def listing_owner(record: Any, lists: dict[str, ListDef]) -> Owner | None:
+    """(list, authority) of a ``listed`` event's record, or None when it does not parse."""
+    try:
+        entry = records.parse_entry(record, lists)
+    except (RecordError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+    return entry.list, entry.authority or lists[entry.list].authority
+
+
+def judge_new(event: records.Event, lists: dict[str, ListDef],
+              target: Any) -> tuple[records.Event, str, str | None]:
+    """The state checks of a new event (``target(entry_id)`` gives (list, authority, purged)
+    or None): a listing of an entry id that exists (purged ones too) is a duplicate, an event
+    on an unknown or purged entry names an unknown entry. Returns (event, list, authority)."""
+    if event.type == "listed":
+        entry = records.parse_entry(event.record, lists)
+        if target(entry.id) is not None:
+            raise RecordError("duplicate_id", f"entry {entry.id!r} is already listed")
+        return event, entry.list, entry.authority or lists[entry.list].authority
+    found = target(event.entry or "")
+    if found is None:
+        raise RecordError("unknown_entry", f"event names unknown entry {event.entry!r}")
+    list_code, authority, purged = found
+    if purged:
+        raise RecordError("unknown_entry", f"entry {event.entry!r} has been purged")
+    return event, list_code, authority
+
+
+@dataclass(slots=True)
+class Judged:
+    """One event of a request, judged by ``Staging.judge``.
+
+    ``owners``: every (list, authority) the event concerns — the posted event's, and for a
+    re-posted id the accepted event's too; the caller must manage all of them (None: not known
+    here, e.g. an unknown entry). ``repeat``: the id was accepted before (or earlier in the
+    request) with the same content: nothing to add. ``conflict``: the id was accepted before
+    (or earlier in the request) with other content, or its content is not known here (an event
+    of the source): the request must be refused. ``stage`` (only when neither) makes the event
+    part of the state the next events of the request are judged against, and raises
+    ``RecordError`` when it is invalid in that state."""
+
+    event: records.Event
+    owners: list[Owner | None]
+    repeat: bool = False
+    conflict: str | None = None
+
+
+class Staging:
+    """The events of one request judged in order over an overlay that is never changed: each
+    against the state the log and the request's earlier events produce — the state every
+    replica reaches by applying the log in order, and the build by folding it.
+
+    Only what validation reads is staged: which entries the request listed (list, authority)
+    and which it purged (``revoked``, ``objection_closed`` upheld). A purge holds whatever the
+    events' ``at`` (``indexer.timeline.fold``), so file order cannot undo it."""
+
+    def __init__(self, overlay: Overlay) -> None:
+        self.overlay = overlay
+        self.listed: dict[str, Owner] = {}  # entry id -> owner, listed earlier in the request
+        self.purged: set[str] = set()  # entries purged earlier in the request
+        self.seen: dict[str, dict[str, Any]] = {}  # event id -> content, earlier in the request
+        self.events: list[dict[str, Any]] = []  # the events to append, in order (no repeats)
+
+    def _target(self, entry_id: str) -> tuple[str, str | None, bool] | None:
+        owner = self.listed.get(entry_id)
+        if owner is not None:
+            return owner[0], owner[1], entry_id in self.purged
+        found = self.overlay._target(entry_id)
+        if found is None:
+            return None
+        return found[0], found[1], found[2] or entry_id in self.purged
+
+    def owner(self, event: records.Event) -> Owner | None:
+        if event.type == "listed":
+            return listing_owner(event.record, self.overlay.lists)
+        found = self._target(event.entry or "")
+        if found is not None:
+            return found[0], found[1]
+        return self.overlay.owner(event)
+
+    def judge(self, obj: Any) -> Judged:
+        """Parse one event (``RecordError``: bad shape) and classify it; see ``Judged``."""
+        event = records.parse_event(obj)
+        judged = Judged(event, [self.owner(event)])
+        earlier = self.seen.get(event.id)
+        accepted = self.overlay.accepted.get(event.id)
+        if earlier is not None:
+            if earlier == obj:
+                judged.repeat = True
+            else:
+                judged.conflict = (f"event id {event.id!r} appears earlier in this request "
+                                   "with other content")
+        elif accepted is not None:
+            judged.owners.append(accepted.owner)
+            if accepted.event == obj:
+                judged.repeat = True
+            else:
+                judged.conflict = (f"event id {event.id!r} was accepted before with other "
+                                   "content; an accepted event is never replaced")
+        elif self.overlay.snap.has_event(event.id):
+            judged.conflict = (f"event id {event.id!r} is already in the snapshot (from the "
+                               "source); event ids are never reused")
+        return judged
+
+    def stage(self, judged: Judged, obj: dict[str, Any]) -> tuple[str, str | None]:
+        """Judge a new event against the staged state and add it (``RecordError``: invalid);
+        returns its (list, authority)."""
+        event = judged.event
+        _, list_code, authority = judge_new(event, self.overlay.lists, self._target)
+        if event.type == "listed":
+            self.listed[str(event.record.get("id"))] = (list_code, authority)  # type: ignore[union-attr]
+        elif event.type == "revoked" or (event.type == "objection_closed"
+                                         and event.result == "upheld"):
+            self.purged.add(event.entry or "")
+        self.seen[event.id] = obj
+        self.events.append(obj)
+        return list_code, authority
 
 
 def snapshot_state(snap: Snapshot, row: int) -> EntryState:

@@ -305,10 +305,10 @@ def test_two_replicas_share_one_job(fixture_dirs: tuple[Path, Path], tmp_path: P
 
     snapshots, accounts = fixture_dirs
     src = tmp_path / "suppliers.csv"
-    src.write_bytes(supplier_csv(120))
+    src.write_bytes(supplier_csv(1500))  # ~15,000 rows: chunks long enough for both to take
     expected = write_bulk(snapshots, src, tmp_path / "cli.csv")
     env = dict(os.environ, PYTHONPATH=str(REPO), SCREENING_LOG_LEVEL="warning",
-               SCREENING_JOBS=str(tmp_path / "shared-jobs"), SCREENING_JOB_CHUNK="1024",
+               SCREENING_JOBS=str(tmp_path / "shared-jobs"), SCREENING_JOB_CHUNK="8192",
                SCREENING_JOB_CLAIM_IDLE="5")
     procs, bases = [], []
     try:
@@ -328,7 +328,7 @@ def test_two_replicas_share_one_job(fixture_dirs: tuple[Path, Path], tmp_path: P
                        headers={**auth("agency"), "content-type": "text/csv"})
             assert r.status_code == 202, r.text
             job = r.json()
-            assert job["chunks_total"] >= 30
+            assert job["chunks_total"] >= 40
             url = f"/v1/screenings/{job['id']}"
             deadline = time.monotonic() + 60
             while (st := h.get(b + url, headers=auth("agency")).json())["state"] != "done":
