@@ -16,6 +16,7 @@ NEVER = 2**63 - 1
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _EPOCH_CST = _EPOCH.astimezone(CST)
 _US = _dt.timedelta(microseconds=1)
+_US_PER_S = 1_000_000
 
 
 class BadTime(ValueError):
@@ -46,10 +47,18 @@ def to_datetime(instant: int) -> _dt.datetime:
     return _EPOCH_CST + _dt.timedelta(microseconds=instant)
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=4096)
+def _format_second(second: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` in CST of a whole second since the epoch."""
+    return to_datetime(second * _US_PER_S).isoformat()[:-6]
+
+
 def format_instant(instant: int) -> str:
-    """Render an instant as ISO-8601 in +08:00 (microseconds only when not zero)."""
-    return to_datetime(instant).isoformat()
+    """Render an instant as ISO-8601 in +08:00 (microseconds only when not zero), exactly as
+    ``datetime.isoformat`` does; the date and time of day are formatted once per second."""
+    second, micro = divmod(instant, _US_PER_S)
+    head = _format_second(second)
+    return f"{head}.{micro:06d}+08:00" if micro else head + "+08:00"
 
 
 def now() -> int:

@@ -1200,3 +1200,17 @@ def test_parse_only_raises_identifier_error(raw: str, type_: str | None) -> None
     assert valid[result.form](result.value), result
     assert {"org": {"uscc", "org_code"}, "person": {"ric"}, None: set(valid)}[type_] >= {
         result.form}
+
+
+# -- rendering instants (indexer.clock) --------------------------------------------------------
+@given(st.integers(min_value=-5_364_691_200_000_000, max_value=218_937_600_000_000_000))
+@example(0)
+@example(-1)
+@example(1_000_000)
+@example(-5_364_691_200_000_000)  # 1800-01-01 CST, the lowest as_of
+def test_format_instant_is_isoformat_in_cst(instant: int) -> None:
+    from indexer import clock
+
+    expected = (clock._EPOCH_CST + dt.timedelta(microseconds=instant)).isoformat()
+    assert clock.format_instant(instant) == expected
+    assert clock.parse_instant(expected) == instant
