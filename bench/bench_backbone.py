@@ -10,6 +10,9 @@ single-check throughput with every check a hit).
 * ``test_loop_check_only`` / ``test_loop_check_and_record[...]`` — 10,000 checks a round, with
   the flusher's work inside the round: the throughput cost of recording, GIL contention included;
 * ``test_record_only[...]`` — the recording part alone;
+* ``test_record_check_shipper_mode`` — the same with a shipper (``screening serve``): one compact
+  line, the records are built by the shipper process (HTTP-level figures:
+  ``python -m bench.http_record_bench``);
 * ``test_ship[...]`` — flusher side: apply 1,000 spooled checks to the store (per batch);
 * ``test_redis_ping`` and ``test_take_redis`` — one redis-py round trip, the shared GCRA.
 
@@ -131,6 +134,20 @@ def test_record_only(benchmark: Any, snap: Snapshot, hit_subject: str, front: Fr
     result = check(snap, CheckRequest(hit_subject, SCENARIO, as_of=AS_OF), caller)
     benchmark(_record, front, result, caller)
     assert front.flush(30)
+
+
+def test_record_check_shipper_mode(benchmark: Any, snap: Snapshot, hit_subject: str,
+                                   tmp_path: Path) -> None:
+    """The request path of ``screening serve`` (shipper mode): ``record_check`` writes one
+    compact line; nothing is shipped here (no cutter, no shipper process)."""
+    caller = Caller()
+    result = check(snap, CheckRequest(hit_subject, SCENARIO, as_of=AS_OF), caller)
+    bb = open_backbone(Settings(data=tmp_path / "data"), shipper=True, start=False)
+    try:
+        benchmark(bb.record_check, result, unit=caller.unit, scenario=SCENARIO,
+                  region=caller.region, subject=result["subject"]["id"])
+    finally:
+        bb.close()
 
 
 def test_ship(benchmark: Any, snap: Snapshot, hit_subject: str, tmp_path: Path,

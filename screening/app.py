@@ -220,7 +220,7 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
         opened = None
         if backbone is None:
             from .backbone import open_backbone
-            opened = await asyncio.to_thread(open_backbone, settings)
+            opened = await asyncio.to_thread(open_backbone, settings, shipper=True)
             attach(opened)
         tailer = None
         if service.live is not None:

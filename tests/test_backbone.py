@@ -393,6 +393,7 @@ def test_crash_between_apply_and_checkpoint(kind: str, tmp_path: Path,
     (batch,) = first.spool.batches()
     first.store.apply(batch.id, list(batch.checks), list(batch.audits), replay=batch.replay)
     first.spool.close()  # "killed": applied, checkpoint not moved
+    first._shiplock.release()
     first.store.close()
     second = open_backbone(settings, start=False)
     try:

@@ -19,6 +19,7 @@ unreachable for a call that cannot be spooled: events, reads, outcomes).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -37,7 +38,7 @@ __all__ = [
     "BYS", "DEFAULT_KEEP_DAYS", "MIN_KEEP_DAYS", "OUTCOMES", "OUTCOME_DAYS", "Admission",
     "Backbone", "EmbeddedStore", "ExportResult", "Front", "Page", "Store", "audit_record",
     "check_record", "feed_items", "open_backbone", "open_store", "outcome_record",
-    "subject_hash",
+    "shipper_command", "subject_hash",
 ]
 
 
@@ -110,9 +111,28 @@ def open_store(settings: Settings, **options: Any) -> Store:
     return EmbeddedStore(settings.data, **options)
 
 
+def shipper_command(settings: Settings, *, interval: float = 0.05, **options: Any) -> list[str]:
+    """``python -m screening.backbone ship …`` for the store of ``settings``."""
+    cmd = [sys.executable, "-m", "screening.backbone", "ship", "--data", str(settings.data),
+           "--interval", repr(interval)]
+    if settings.redis:
+        cmd += ["--redis", settings.redis]
+    if options:
+        import orjson
+
+        cmd += ["--options", orjson.dumps(options).decode()]
+    return cmd
+
+
 def open_backbone(settings: Settings, *, interval: float = 0.05, start: bool = True,
-                  **options: Any) -> Front:
+                  shipper: bool = False, **options: Any) -> Front:
     """The backbone of a serving process: a front (spool under ``<data>/spool``) over the
-    store of ``settings``. Call ``close()`` at shutdown."""
+    store of ``settings``. Call ``close()`` at shutdown.
+
+    ``shipper=False``: a flusher thread of this process ships the spool to the store.
+    ``shipper=True`` (``screening serve``): this process only appends and cuts; a shipper
+    process per data folder (``python -m screening.backbone ship``, started on demand)
+    applies the batches (``screening.backbone.shipper``)."""
+    cmd = shipper_command(settings, interval=interval, **options) if shipper else None
     return Front(open_store(settings, **options), Path(settings.data) / "spool",
-                 interval=interval, start=start)
+                 interval=interval, start=start, shipper=cmd)

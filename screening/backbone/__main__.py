@@ -3,6 +3,11 @@
     python -m screening.backbone export-events SOURCE/events [--data DIR] [--redis URL]
     python -m screening.backbone maintain [--data DIR] [--redis URL]
     python -m screening.backbone status [--data DIR] [--redis URL]
+    python -m screening.backbone ship [--data DIR] [--redis URL] [--interval S]
+
+``ship`` runs the shipper of a data folder's spool (``screening.backbone.shipper``; serving
+processes start one themselves when none runs, and it exits once no serving process is left
+and nothing is pending).
 
 ``export-events`` writes the accepted live events not yet in the folder to
 ``live-<time>.jsonl`` (run it before ``indexer build``); ``maintain`` archives closed audit days
@@ -24,12 +29,25 @@ from . import open_store
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m screening.backbone")
-    parser.add_argument("command", choices=("export-events", "maintain", "status"))
+    parser.add_argument("command", choices=("export-events", "maintain", "status", "ship"))
     parser.add_argument("folder", nargs="?", type=Path, help="SOURCE/events (export-events)")
     parser.add_argument("--data", type=Path, default=None, help="local state folder")
     parser.add_argument("--redis", default=None, help="Redis URL of the shared backbone")
+    parser.add_argument("--interval", type=float, default=0.05, help="ship: seconds a round")
+    parser.add_argument("--options", default=None, help="ship: store options (JSON)")
     args = parser.parse_args(argv)
-    store = open_store(Settings.from_env(data=args.data, redis=args.redis))
+    settings = Settings.from_env(data=args.data, redis=args.redis)
+    if args.command == "ship":
+        import logging
+
+        from .shipper import main as ship
+
+        logging.basicConfig(level=settings.log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        options = orjson.loads(args.options) if args.options else {}
+        return ship(open_store(settings, **options), Path(settings.data) / "spool",
+                    interval=args.interval)
+    store = open_store(settings)
     try:
         if args.command == "export-events":
             if args.folder is None:

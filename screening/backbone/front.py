@@ -12,12 +12,18 @@ and logged, so it cannot stall the ones behind it. Slots left by dead processes 
 and drained. The spool file itself is the queue between request path
 and flusher, so memory stays bounded however long Redis is away.
 
+With ``shipper=`` (a command; ``open_backbone(settings, shipper=True)``, what ``screening
+serve`` runs) there is no flusher thread: a light thread ``fsync``s every ``interval``, cuts a
+batch every ``batch_every`` and keeps a shipper process running (``screening.backbone.shipper``),
+which applies the batches from the slot files; ``flush`` ships this slot from its files here.
+
 Everything else (events, feeds, stats, audit reads, rate limits) goes straight to the store.
 """
 
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
 import time
 from collections.abc import Sequence
@@ -27,10 +33,11 @@ from typing import Any
 import orjson
 
 from ..errors import NotFound, Unavailable
+from . import shipper as shipping
 from .events import ExportResult
 from .ratelimit import Admission
-from .records import Page
-from .spool import Batch, Spool
+from .records import Page, audit_record, check_record, query_line
+from .spool import Batch, ShipLock, Spool, read_checkpoint
 
 log = logging.getLogger(__name__)
 dumps = orjson.dumps
@@ -39,11 +46,27 @@ dumps = orjson.dumps
 class Front:
     def __init__(self, store: Any, spool_root: Path, *, interval: float = 0.05,
                  maintain_every: float = 3600.0, adopt_every: float = 5.0,
-                 start: bool = True) -> None:
+                 start: bool = True, shipper: list[str] | None = None,
+                 batch_every: float = 1.0) -> None:
+        """``shipper``: the command of a shipper process (``screening.backbone.shipper``); with
+        it, this process only appends, ``fsync``s every ``interval`` (group commit) and cuts a
+        batch every ``batch_every`` seconds, and the shipper applies the batches."""
         self.store = store
         self.backend: str = store.backend
         self.spool_root = Path(spool_root)
-        self.spool = Spool.claim(self.spool_root)
+        self.shipper_cmd = shipper
+        self.batch_every = batch_every
+        self.spool = Spool.claim(self.spool_root, keep=shipper is None)
+        self._shiplock = ShipLock(self.spool.folder)
+        if shipper is None:
+            # the flusher ships this slot itself: hold its ship.lock for good, so that a shipper
+            # process serving the same data folder never ships it too
+            if not self._shiplock.acquire(10.0):
+                log.warning("backbone_ship_lock_busy slot=%s", self.spool.folder.name)
+            self.spool.reload()  # a shipper may have moved the checkpoint meanwhile
+        self._children: list[subprocess.Popen[bytes]] = []
+        self._status_mtime = 0
+        self._closed = False
         self.interval = interval
         self.maintain_every = maintain_every
         self.adopt_every = adopt_every
@@ -56,8 +79,12 @@ class Front:
         self._backoff = interval
         self._thread: threading.Thread | None = None
         if start:
-            self._thread = threading.Thread(target=self._run, name="backbone-flusher",
-                                            daemon=True)
+            if shipper is not None:
+                self._thread = threading.Thread(target=self._run_cutter, name="backbone-cutter",
+                                                daemon=True)
+            else:
+                self._thread = threading.Thread(target=self._run, name="backbone-flusher",
+                                                daemon=True)
             self._thread.start()
 
     # -- the request path -------------------------------------------------------------------
@@ -65,10 +92,34 @@ class Front:
                audits: Sequence[dict[str, Any]] = ()) -> None:
         """Spool one request's check records (with hits) and audit records: one write."""
         if checks or audits:
+            if not self.spool.keep:  # a shipper reads them back: one line a record, one write
+                self.spool.record(b"".join([b'{"c":%s}\n' % dumps(c) for c in checks]
+                                           + [b'{"a":%s}\n' % dumps(a) for a in audits]))
+                return
             raw_checks = [dumps(c) for c in checks]
             raw_audits = [dumps(a) for a in audits]
             line = b'{"c":[%s],"a":[%s]}\n' % (b",".join(raw_checks), b",".join(raw_audits))
             self.spool.record(line, checks, audits, raw_checks, raw_audits)
+
+    def record_check(self, result: dict[str, Any], *, unit: str, scenario: str,
+                     region: str | None, subject: str | None, purpose: str | None = None,
+                     consent: str | None = None) -> None:
+        """One completed check (``result`` has a ``check_id``): its feedback record when it
+        hit and its audit record, as ``record(checks=[check_record(...)], audits=[audit_record(
+        ...)])`` would spool them. In shipper mode the request path writes one compact line
+        (``records.query_line``) and the shipper builds the two records from it."""
+        if not self.spool.keep:
+            line = query_line(result, unit=unit, scenario=scenario, region=region,
+                              subject=subject, purpose=purpose, consent=consent)
+            if line is not None:
+                self.spool.record(line)
+                return
+        made = check_record(result, unit=unit, scenario=scenario, region=region)
+        self.record(checks=[made] if made else [],
+                    audits=[audit_record(unit=unit, scenario=scenario, subject=subject,
+                                         decision=result.get("decision"),
+                                         check_id=result.get("check_id"), purpose=purpose,
+                                         consent=consent)])
 
     def record_checks(self, items: Sequence[dict[str, Any]]) -> None:
         self.record(checks=items)
@@ -80,6 +131,8 @@ class Front:
     def flush(self, timeout: float = 5.0) -> bool:
         """Ship everything spooled so far now; False if the store stayed unreachable."""
         deadline = time.monotonic() + timeout
+        if not self.spool.keep:
+            return self._flush_files(deadline)
         while True:
             if self._ship_once(self.spool, force=True):
                 return True
@@ -111,6 +164,80 @@ class Front:
                         if not self._one_by_one(spool, batch):
                             return False
                     spool.commit(batch)
+
+    def _flush_files(self, deadline: float) -> bool:
+        """Shipper mode: cut, then ship this slot from its files here (under the slot's ship
+        lock, which the shipper takes for its rounds too)."""
+        self.spool.cut()
+        target = self.spool.last_cut  # everything recorded before this call is cut by here
+        folder = self.spool.folder
+        while True:
+            if read_checkpoint(folder) >= target:
+                return True
+            if self._shiplock.acquire(max(0.0, deadline - time.monotonic())):
+                try:
+                    shipping.ship_files(self.store, folder, self._shiplock, until=target)
+                    self._up()
+                    return True  # every closed batch up to the target is applied
+                except Unavailable as exc:
+                    self._down(exc.message)
+                finally:
+                    self._shiplock.release()
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def _run_cutter(self) -> None:
+        """Shipper mode: ``fsync`` the spool every ``interval`` (group commit), cut a batch every
+        ``batch_every``, mirror the shipper's state, and start a shipper when none runs
+        (checked every second)."""
+        next_check = next_cut = time.monotonic()
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                now = time.monotonic()
+                if now >= next_cut:
+                    next_cut = now + self.batch_every
+                    self.spool.cut()
+                else:
+                    self.spool.sync()
+                self._read_shipper_status()
+                if now >= next_check:
+                    next_check = now + 1.0
+                    self._ensure_shipper()
+            except Exception:  # never let the cutter die; the spool keeps everything
+                log.exception("backbone_cutter_error backend=%s", self.backend)
+                time.sleep(self.interval)
+
+    def _ensure_shipper(self) -> None:
+        self._children = [c for c in self._children if c.poll() is None]
+        if self.shipper_cmd is None or shipping.running(self.spool_root):
+            return
+        self._children.append(subprocess.Popen(self.shipper_cmd, stdin=subprocess.DEVNULL,
+                                               close_fds=True))
+        log.info("backbone_shipper_started pid=%d", self._children[-1].pid)
+
+    def _read_shipper_status(self) -> None:
+        path = self.spool_root / shipping.STATUS
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return
+        if mtime == self._status_mtime:
+            return
+        self._status_mtime = mtime
+        status = shipping.read_status(self.spool_root)
+        if status is None:
+            return
+        if status.get("degraded"):
+            if self._down_since is None:
+                since = status.get("since")
+                ago = max(0.0, time.time() - since) if isinstance(since, (int, float)) else 0.0
+                self._down_since = time.monotonic() - ago
+            self._reason = status.get("reason") or "backbone unreachable"
+        else:
+            self._down_since = self._reason = None
 
     def _one_by_one(self, spool: Spool, batch: Batch) -> bool:
         """Apply a refused batch record by record (ids ``<batch>/c<i>``, ``<batch>/a<i>``);
@@ -176,10 +303,15 @@ class Front:
             orphan = Spool.adopt(folder)
             if orphan is None:
                 continue
+            lock = ShipLock(folder)
             try:
+                if not lock.acquire():  # a shipper process is on it
+                    continue
+                orphan.reload()
                 if orphan.pending_bytes() and self._ship_once(orphan, force=True):
                     log.info("backbone_spool_adopted slot=%s", folder.name)
             finally:
+                lock.release()
                 orphan.close()
 
     # -- everything else goes to the store --------------------------------------------------
@@ -245,10 +377,23 @@ class Front:
         }
 
     def close(self, timeout: float = 2.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
         self.flush(timeout=timeout if self._down_since is None else 0.0)
+        self._shiplock.release()
         self.spool.close()
         self.store.close()
+        for child in self._children:  # the shipper this process started (others restart one)
+            if child.poll() is None:
+                child.terminate()
+            try:
+                child.wait(timeout)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self._children = []

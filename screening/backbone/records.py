@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from indexer import clock, identifiers
 
 from ..errors import Invalid
@@ -29,6 +31,7 @@ OUTCOMES = ("intercepted", "fast_tracked", "allowed_after_review", "overridden")
 ACTIONS = ("block", "review", "alert", "green", "pass")
 _RANK = {a: i for i, a in enumerate(reversed(ACTIONS))}
 _AUDIT_SALT = b"screening-audit-v1:"
+_dumps = orjson.dumps
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,44 @@ def audit_record(*, unit: str, scenario: str | None, subject: str | None,
             "scenario": scenario, "subject": subject_hash(subject) if subject else None,
             "purpose": purpose, "consent": consent, "decision": decision,
             "check_id": check_id}
+
+
+def query_line(result: dict[str, Any], *, unit: str, scenario: str, region: str | None,
+               subject: str | None, purpose: str | None = None,
+               consent: str | None = None) -> bytes | None:
+    """One completed check as a compact spool line, ``{"q": [...]}`` and a newline, from which
+    ``expand_query`` builds exactly ``check_record`` (if it hit) and ``audit_record``: the
+    request path of a shipper-mode front only encodes, the shipper builds the records. The
+    subject is hashed and a person's ID number masked here (the spool never holds either in
+    clear); ``None`` when a hit carries a person ID number (``org_of:`` paths: build the
+    records on the request path instead)."""
+    hits = result.get("hits") or []
+    for h in hits:
+        if h.get("via") is not None and (h.get("path") or "").startswith("org_of:"):
+            return None
+    sub = result.get("subject") or {}
+    sid = sub.get("id")
+    if sub.get("type") == "person":
+        sid = _mask_person(sid)
+    return b'{"q":%s}\n' % _dumps([
+        now_iso(), unit, scenario, region, purpose, consent,
+        subject_hash(subject) if subject else None, result["check_id"],
+        result.get("decision"), result.get("snapshot"), sub.get("type"), sid, hits])
+
+
+def expand_query(q: list[Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The feedback record (None without hits) and audit record of a ``query_line``."""
+    (at, unit, scenario, region, purpose, consent, hashed, check_id, decision, snapshot,
+     subject_type, subject_id, hits) = q
+    check = check_record({"check_id": check_id, "decision": decision, "snapshot": snapshot,
+                          "subject": {"type": subject_type, "id": subject_id}, "hits": hits},
+                         unit=unit, scenario=scenario, region=region) if hits else None
+    if check is not None:
+        check["at"] = at  # the time of the check, as the request path took it
+    audit = {"at": at, "unit": unit, "endpoint": "check", "scenario": scenario,
+             "subject": hashed, "purpose": purpose, "consent": consent, "decision": decision,
+             "check_id": check_id}
+    return check, audit
 
 
 def outcome_record(check_id: str, unit: str, outcome: str, note: str | None,

@@ -10,11 +10,17 @@ process, or a sibling worker, adopts the slot and ships what is left)::
       checkpoint    "<segment> <offset>": everything before it is in the backbone
       00000001.log  segments: one JSON line per ``record`` call, and cut lines
 
-``record`` writes one line with ``write(2)`` (page cache: survives SIGKILL of the process once
-it returns). ``cut`` appends ``{"cut": <ms>}`` and closes a *batch*: the records since the
+``record`` writes one request's lines with one ``write(2)`` (page cache: survives SIGKILL of
+the process once it returns): ``{"c": [checks], "a": [audits]}`` (flusher thread), or one line a
+record, ``{"c": {check}}`` / ``{"a": {audit}}`` (shipper mode: the reader takes each record's
+bytes from its line instead of encoding it again), or one compact line a check, ``{"q": [...]}``
+(``records.query_line``: the reader builds its check and audit records); readers accept all. ``cut`` appends ``{"cut": <ms>}`` and closes a *batch*: the records since the
 previous cut. Batch boundaries live in the file, so a batch replayed after a crash has exactly
 the same records and id as the first try, and the backbone applies each id at most once.
 The flusher ``fsync``s at each cut (group commit) before shipping, then moves the checkpoint.
+The module-level functions (``read_batches``, ``commit``, ``has_cut`` …) work on a slot's files
+without owning it, for a shipper process (``screening.backbone.shipper``) under the slot's
+``ship.lock``.
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ from typing import Any
 
 import orjson
 
+from ..errors import Invalid
 from . import logfile
+from .records import expand_query
 
 SEGMENT_BYTES = 64 << 20
 QUEUED_BATCHES = 256
@@ -57,10 +65,14 @@ class Batch:
 class Spool:
     """One slot. Not for use by two threads at once except ``record`` (internally locked)."""
 
-    def __init__(self, folder: Path, fd_lock: int, *, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(self, folder: Path, fd_lock: int, *, segment_bytes: int = SEGMENT_BYTES,
+                 keep: bool = True) -> None:
         self.folder = folder
         self._fd_lock = fd_lock
         self.segment_bytes = segment_bytes
+        # keep=False: records are not kept as objects for an in-process flusher (a shipper
+        # process reads them back from the file), so the request path only writes
+        self.keep = keep
         id_file = folder / "id"
         if not id_file.exists():
             logfile.write_atomic(id_file, uuid.uuid4().hex.encode())
@@ -74,12 +86,14 @@ class Spool:
         # the in-process queue: batches cut here, kept as objects so the flusher need not
         # parse them back (bounded; the file stays the truth and is used when this is empty)
         self._end = os.fstat(self._fd).st_size
-        self._start: int | None = None if self._uncut else self._end
+        self._start: int | None = None if self._uncut or not keep else self._end
         self._open: list[tuple[Sequence[dict[str, Any]], Sequence[dict[str, Any]],
                                Sequence[bytes], Sequence[bytes]]] = []
         self._queue: deque[Batch] = deque()
         self._replay_next = self.pending_bytes() > 0  # left by a process that died
         self.records = 0  # recorded by this process
+        self.last_cut = (self.segment, 0) if self._uncut else (self.segment, self._end)
+        self._unsynced = False
 
     @classmethod
     def claim(cls, root: Path, **kw: Any) -> Spool:
@@ -123,11 +137,7 @@ class Spool:
         return fd
 
     def _read_checkpoint(self) -> tuple[int, int]:
-        try:
-            seg, off = (self.folder / "checkpoint").read_text().split()
-            return int(seg), int(off)
-        except (FileNotFoundError, ValueError):
-            return 0, 0
+        return read_checkpoint(self.folder)
 
     def _has_uncut(self) -> bool:
         """Are there records after the last cut of the current segment?"""
@@ -137,6 +147,13 @@ class Spool:
         tail = os.pread(self._fd, min(size, 1 << 16), max(0, size - (1 << 16)))
         last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
         return not last.startswith(_CUT_PREFIX)
+
+    def reload(self) -> None:
+        """Read the checkpoint again (someone else may have shipped this slot meanwhile)."""
+        with self._lock:
+            self._queue.clear()
+            self.checkpoint = self._read_checkpoint()
+            self._replay_next = self.pending_bytes() > 0
 
     # -- the request path -------------------------------------------------------------------
     def record(self, data: bytes, checks: Sequence[dict[str, Any]] = (),
@@ -150,13 +167,13 @@ class Spool:
             if written != len(data):  # a short write (rare): finish it
                 logfile.write_all(self._fd, data[written:])
             self._end += len(data)
-            self._uncut = True
+            self._uncut = self._unsynced = True
             self.records += 1
             if self._start is not None:
                 self._open.append((checks, audits, raw_checks, raw_audits))
 
     # -- the flusher ------------------------------------------------------------------------
-    def cut(self) -> bool:
+    def cut(self, sync: bool = True) -> bool:
         """Close a batch of the records written since the last cut; fsync (group commit)."""
         with self._lock:
             if not self._uncut:
@@ -165,6 +182,7 @@ class Spool:
             line = b'{"cut":%d}\n' % cut_ms
             logfile.write_all(self._fd, line)
             at, self._end = self._end, self._end + len(line)
+            self.last_cut = (self.segment, self._end)  # (segment, offset after the cut line)
             if self._start is not None and len(self._queue) < QUEUED_BATCHES:
                 o = self._open
                 self._queue.append(Batch(
@@ -173,24 +191,32 @@ class Spool:
                     self.segment, self._end, cut_ms, False, self._start,
                     tuple(c for r in o for c in r[2]), tuple(a for r in o for a in r[3])))
             self._open = []
-            self._start = self._end
-            self._uncut = False
+            self._start = self._end if self.keep else None
+            self._uncut = self._unsynced = False
             fd = self._fd
             if self._end >= self.segment_bytes:
                 self.segment += 1
                 self._fd = self._open_segment(self.segment)
-                self._end = self._start = os.fstat(self._fd).st_size
-        os.fsync(fd)
+                self._end = os.fstat(self._fd).st_size
+                self._start = self._end if self.keep else None
+        if sync or fd != self._fd:
+            os.fsync(fd)
         if fd != self._fd:
             os.close(fd)
         return True
 
-    def sync(self) -> None:
-        os.fsync(self._fd)
+    def sync(self) -> bool:
+        """fsync what was written since the last cut or sync (group commit without a cut)."""
+        with self._lock:
+            if not self._unsynced:
+                return False
+            self._unsynced = False
+            fd = self._fd
+        os.fsync(fd)
+        return True
 
     def batches(self, limit: int = 16) -> list[Batch]:
         """Closed batches after the checkpoint, oldest first."""
-        out: list[Batch] = []
         seg, off = self.checkpoint
         seg = max(seg, 1)
         with self._lock:
@@ -199,66 +225,252 @@ class Spool:
             if self._queue and (self._queue[0].segment, self._queue[0].start) == (seg, off) \
                     and not self._replay_next:
                 return list(itertools.islice(self._queue, limit))
-        last = self.segment
-        checks: list[dict[str, Any]] = []
-        audits: list[dict[str, Any]] = []
-        while seg <= last and len(out) < limit:
-            path = self._path(seg)
-            lines, _ = logfile.read_lines(path, off, 1 << 30)
-            begin = off
-            for line in lines:
-                start = off
-                off += len(line) + 1
-                if not line.strip():
-                    continue
-                try:
-                    obj = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue
-                if "cut" in obj:
-                    out.append(Batch(f"{self.slot_id}:{seg}:{start}", tuple(checks),
-                                     tuple(audits), seg, off, int(obj["cut"]),
-                                     self._replay_next and not out, begin,
-                                     tuple(map(orjson.dumps, checks)),
-                                     tuple(map(orjson.dumps, audits))))
-                    begin = off
-                    checks, audits = [], []
-                    if len(out) >= limit:
-                        break
-                else:
-                    checks.extend(obj.get("c", ()))
-                    audits.extend(obj.get("a", ()))
-            else:
-                if seg == last:
-                    break
-                seg, off = seg + 1, 0
-                checks, audits = [], []  # records after a segment's last cut: none (cut rotates)
-        return out
+        return read_batches(self.folder, self.slot_id, (seg, off), self.segment,
+                            self._replay_next, limit)
 
     def commit(self, batch: Batch) -> None:
         """Everything up to ``batch`` is in the backbone: move the checkpoint, drop segments."""
         self.checkpoint = (batch.segment, batch.end)
         self._replay_next = False
-        logfile.write_atomic(self.folder / "checkpoint", b"%d %d\n" % self.checkpoint, sync=False)
-        for seg in self.segments():
-            if seg < batch.segment:
-                self._path(seg).unlink(missing_ok=True)
+        commit(self.folder, batch)
 
     def reject(self, batch_id: str, checks: Sequence[dict[str, Any]],
                audits: Sequence[dict[str, Any]]) -> None:
         """Keep records the store refused in ``rejected.jsonl`` (for an operator to look at)."""
-        logfile.append(self.folder / "rejected.jsonl", orjson.dumps(
-            {"batch": batch_id, "checks": checks, "audits": audits}) + b"\n")
+        reject(self.folder, batch_id, checks, audits)
 
     def pending_bytes(self) -> int:
-        seg, off = self.checkpoint
-        total = 0
-        for s in self.segments():
-            if s >= seg:
-                size = self._path(s).stat().st_size
-                total += size - off if s == seg else size
-        return max(total, 0)
+        """Bytes after the checkpoint (read from the file: a shipper process may move it)."""
+        if not self.keep:
+            self.checkpoint = read_checkpoint(self.folder)
+        return pending_bytes(self.folder, self.checkpoint)
 
     def close(self) -> None:
         os.close(self._fd)
         os.close(self._fd_lock)
+
+
+# -- a slot's files, for whoever ships them (the owner's flusher, or a shipper process) ------
+def _segment_path(folder: Path, segment: int) -> Path:
+    return folder / f"{segment:08d}.log"
+
+
+def segments(folder: Path) -> list[int]:
+    return sorted(int(p.stem) for p in folder.glob("*.log") if p.stem.isdigit())
+
+
+def read_checkpoint(folder: Path) -> tuple[int, int]:
+    try:
+        seg, off = (folder / "checkpoint").read_text().split()
+        return int(seg), int(off)
+    except (FileNotFoundError, ValueError):
+        return 0, 0
+
+
+def slot_id(folder: Path) -> str | None:
+    try:
+        return (folder / "id").read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _closed_part(data: bytes) -> bytes:
+    """``data`` up to the end of its last complete cut line (records after it are no batch
+    yet; a cut line still being written does not count)."""
+    while True:
+        at = data.rfind(b"\n" + _CUT_PREFIX)
+        if at >= 0:
+            line_start = at + 1
+        elif data.startswith(_CUT_PREFIX):
+            line_start = 0
+        else:
+            return b""
+        end = data.find(b"\n", line_start)
+        if end >= 0:
+            return data[:end + 1]
+        data = data[:line_start]
+
+
+def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int | None,
+                 replay_first: bool, limit: int = 16) -> list[Batch]:
+    """Closed batches after ``checkpoint`` read back from the slot's segment files, oldest
+    first (up to segment ``last``; None: the newest). Records after the last cut of the newest
+    segment are not a batch yet (and are not parsed)."""
+    out: list[Batch] = []
+    seg, off = checkpoint
+    seg = max(seg, 1)
+    if last is None:
+        segs = segments(folder)
+        last = segs[-1] if segs else seg
+    while seg <= last and len(out) < limit:
+        try:
+            with _segment_path(folder, seg).open("rb") as f:
+                f.seek(off)
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        if seg == last or not data.endswith(b"\n"):
+            data = _closed_part(data)
+        checks: list[dict[str, Any]] = []
+        audits: list[dict[str, Any]] = []
+        raw_checks: list[bytes] = []
+        raw_audits: list[bytes] = []
+        begin = off
+        for line in data.split(b"\n")[:-1] if data else ():
+            start = off
+            off += len(line) + 1
+            if line.startswith(_CUT_PREFIX):
+                try:
+                    cut_ms = int(orjson.loads(line)["cut"])
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue
+                out.append(Batch(f"{slot}:{seg}:{start}", tuple(checks), tuple(audits), seg, off,
+                                 cut_ms, replay_first and not out, begin,
+                                 tuple(raw_checks), tuple(raw_audits)))
+                begin = off
+                checks, audits, raw_checks, raw_audits = [], [], [], []
+                if len(out) >= limit:
+                    break
+                continue
+            if not line.strip():
+                continue
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue  # a torn line (power loss) stays a skipped line
+            if not isinstance(obj, dict):
+                continue
+            c, a = obj.get("c"), obj.get("a")
+            q = obj.get("q")
+            if isinstance(q, list):  # a compact check line: the records are built here
+                try:
+                    check, audit = expand_query(q)
+                except (ValueError, TypeError, KeyError, Invalid):
+                    continue  # not a query line this version can read: skipped like a torn one
+                if check is not None:
+                    checks.append(check)
+                    raw_checks.append(orjson.dumps(check))
+                audits.append(audit)
+                raw_audits.append(orjson.dumps(audit))
+            elif isinstance(c, dict):  # one record a line: its bytes as the request path made them
+                checks.append(c)
+                raw_checks.append(line[5:-1])
+            elif isinstance(a, dict):
+                audits.append(a)
+                raw_audits.append(line[5:-1])
+            else:  # {"c": [...], "a": [...]}: one line a request
+                for rec in c or ():
+                    checks.append(rec)
+                    raw_checks.append(orjson.dumps(rec))
+                for rec in a or ():
+                    audits.append(rec)
+                    raw_audits.append(orjson.dumps(rec))
+        else:
+            if seg >= last:
+                break
+            seg, off = seg + 1, 0  # records after a segment's last cut: none (cut rotates)
+    return out
+
+
+def has_cut(folder: Path, after: tuple[int, int], seen: dict[str, Any]) -> bool:
+    """Is there a closed batch after ``after`` (a checkpoint)? Scans only the bytes of the
+    newest segment not scanned before (``seen`` keeps the position between calls)."""
+    segs = segments(folder)
+    if not segs:
+        return False
+    seg, off = after
+    newest = segs[-1]
+    if max(seg, 1) < newest:
+        return True  # an older segment always ends with a cut
+    try:
+        size = _segment_path(folder, newest).stat().st_size
+    except FileNotFoundError:
+        return False
+    start = off
+    if seen.get("segment") == newest:
+        start = max(start, seen.get("offset", 0))
+    if size <= start:
+        return False
+    with _segment_path(folder, newest).open("rb") as f:
+        f.seek(max(0, start - 1))
+        data = f.read(size - max(0, start - 1))
+    found = (b"\n" + _CUT_PREFIX) in data or (start == 0 and data.startswith(_CUT_PREFIX))
+    if not found:
+        # everything up to the last newline was scanned (a line may still be half written)
+        seen["segment"], seen["offset"] = newest, max(0, start - 1) + data.rfind(b"\n") + 1
+    return found
+
+
+def commit(folder: Path, batch: Batch) -> None:
+    """Everything up to ``batch`` is in the backbone: move the checkpoint, drop segments."""
+    logfile.write_atomic(folder / "checkpoint", b"%d %d\n" % (batch.segment, batch.end),
+                         sync=False)
+    for seg in segments(folder):
+        if seg < batch.segment:
+            _segment_path(folder, seg).unlink(missing_ok=True)
+
+
+def reject(folder: Path, batch_id: str, checks: Sequence[dict[str, Any]],
+           audits: Sequence[dict[str, Any]]) -> None:
+    """Keep records the store refused in ``rejected.jsonl`` (for an operator to look at)."""
+    logfile.append(folder / "rejected.jsonl", orjson.dumps(
+        {"batch": batch_id, "checks": checks, "audits": audits}) + b"\n")
+
+
+def pending_bytes(folder: Path, checkpoint: tuple[int, int] | None = None) -> int:
+    seg, off = read_checkpoint(folder) if checkpoint is None else checkpoint
+    total = 0
+    for s in segments(folder):
+        if s >= seg:
+            try:
+                size = _segment_path(folder, s).stat().st_size
+            except FileNotFoundError:
+                continue
+            total += size - off if s == seg else size
+    return max(total, 0)
+
+
+def slot_alive(folder: Path) -> bool:
+    """Does a live process own the slot (holds its ``lock``)?"""
+    try:
+        fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+class ShipLock:
+    """``<slot>/ship.lock``: whoever ships a slot (the owner's ``flush``, a shipper process)
+    holds it, so a batch is never applied by two at once. Also remembers the checkpoint this
+    process committed last: a first batch is a possible replay only if someone else shipped
+    (and may have died between apply and checkpoint) since."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.mine: tuple[int, int] | None = None  # the checkpoint this process wrote last
+        self._fd: int | None = None
+
+    def acquire(self, timeout: float = 0.0) -> bool:
+        fd = os.open(self.folder / "ship.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._fd = fd
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.005)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

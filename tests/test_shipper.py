@@ -1,0 +1,364 @@
+"""The shipper process (``open_backbone(settings, shipper=True)``, what ``screening serve``
+runs): the serving process only appends and cuts, a separate process ships the spool.
+
+Nothing acknowledged may be lost and nothing applied twice when the shipper is SIGKILLed
+during a burst (a serving process restarts one), when it dies between applying a batch and
+moving the checkpoint, when the serving process is SIGKILLed (the shipper adopts its slot, then
+exits by itself), when the owner's ``flush`` and the shipper race for a slot, and when Redis
+is killed and restarted (degraded state reaches the serving process).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from screening.backbone import Front, open_backbone, shipper as shipping
+from screening.backbone.spool import ShipLock, read_batches, read_checkpoint, slot_id
+from screening.settings import Settings
+from tests.test_backbone import (ROOT, RedisServer, aud, kind, own_redis, rec,  # noqa: F401
+                                 redis_server, settings_for, whole_audit, whole_feed)
+
+
+def _flushall(server: RedisServer | None) -> None:
+    if server:
+        import redis
+        with redis.Redis.from_url(server.url) as r:
+            r.flushall()
+
+
+@pytest.fixture
+def server(kind: str, request: pytest.FixtureRequest) -> RedisServer | None:  # noqa: F811
+    found = request.getfixturevalue("redis_server") if kind == "redis" else None
+    _flushall(found)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by its parent) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _shipper_pid(root: Path, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = shipping.read_status(root)
+        if status and _alive(int(status["pid"])) and shipping.running(root):
+            return int(status["pid"])
+        time.sleep(0.02)
+    raise AssertionError("no shipper running")
+
+
+def _wait(cond: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+class Burst:
+    """A thread recording check + audit records as fast as it can (with a tiny pause)."""
+
+    def __init__(self, bb: Front, prefix: str = "c", every: int = 20) -> None:
+        self.bb, self.prefix, self.every = bb, prefix, every
+        self.acked: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            cid = f"{self.prefix}-{i}"
+            self.bb.record(checks=[rec(cid)], audits=[aud(cid)])
+            self.acked.append(cid)
+            i += 1
+            if i % self.every == 0:
+                time.sleep(0.001)
+
+    def __enter__(self) -> Burst:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _exactly_once(bb: Any, acked: list[str]) -> None:
+    feed = Counter(i["check_id"] for i in whole_feed(bb, "法院A", 5000))
+    assert set(acked) <= set(feed) and max(feed.values()) == 1
+    audits = Counter(r["check_id"] for r in whole_audit(bb))
+    assert set(acked) <= set(audits) and max(audits.values()) == 1
+
+
+def test_the_shipper_process_ships_and_the_serving_process_only_appends(
+        kind: str, server: RedisServer | None, tmp_path: Path) -> None:
+    bb = open_backbone(settings_for(kind, tmp_path / "data", server), shipper=True,
+                       interval=0.02)
+    try:
+        assert bb._thread is not None and bb._thread.name == "backbone-cutter"
+        pid = _shipper_pid(bb.spool_root)
+        assert pid != os.getpid()
+        for i in range(200):
+            bb.record(checks=[rec(f"c-{i}")], audits=[aud(f"c-{i}")])
+        assert not bb.spool.keep and not bb.spool._queue  # nothing kept in this process
+        _wait(lambda: len(whole_audit(bb)) == 200)  # shipped without any flush here
+        _exactly_once(bb, [f"c-{i}" for i in range(200)])
+        assert bb.status()["spool_bytes"] < 200 and not bb.degraded()
+    finally:
+        bb.close()
+    _wait(lambda: not _alive(pid), 5)  # close stops the shipper it started
+
+
+def test_shipper_sigkilled_during_a_burst_is_restarted_and_loses_nothing(
+        kind: str, server: RedisServer | None, tmp_path: Path) -> None:
+    bb = open_backbone(settings_for(kind, tmp_path / "data", server), shipper=True,
+                       interval=0.01)
+    try:
+        with Burst(bb) as burst:
+            for _ in range(3):  # kill it three times mid-burst
+                first = _shipper_pid(bb.spool_root)
+                time.sleep(0.3)
+                os.kill(first, signal.SIGKILL)
+                _wait(lambda: not _alive(first) or not shipping.running(bb.spool_root), 5)
+                second = _shipper_pid(bb.spool_root)  # started again by the serving process
+                assert second != first
+            time.sleep(0.2)
+        assert len(burst.acked) > 500
+        _wait(lambda: len(whole_audit(bb)) >= len(burst.acked))  # by the new shipper
+        _exactly_once(bb, burst.acked)
+    finally:
+        bb.close()
+
+
+def test_shipper_dead_between_apply_and_checkpoint_applies_once(
+        kind: str, server: RedisServer | None, tmp_path: Path) -> None:
+    settings = settings_for(kind, tmp_path / "data", server)
+    bb = open_backbone(settings, shipper=True, start=False)  # no cutter, no shipper process
+    try:
+        bb.record(checks=[rec("c-1"), rec("c-2")], audits=[aud("c-1")])
+        bb.spool.cut()
+        folder = bb.spool.folder
+        (batch,) = read_batches(folder, slot_id(folder) or "", read_checkpoint(folder), None,
+                                True)
+        # a shipper applied the batch and was killed before it moved the checkpoint
+        bb.store.apply(batch.id, list(batch.checks), list(batch.audits), replay=False,
+                       raw=(batch.raw_checks, batch.raw_audits))
+        assert read_checkpoint(folder) == (0, 0)
+        bb.record(checks=[rec("c-3")], audits=[aud("c-3")])
+        bb.spool.cut()
+        # the next shipper (a new process: it did not write the checkpoint) ships the slot
+        lock = ShipLock(folder)
+        assert lock.acquire()
+        try:
+            shipping.ship_files(bb.store, folder, lock)
+        finally:
+            lock.release()
+        assert [i["check_id"] for i in whole_feed(bb, "法院A")] == ["c-1", "c-2", "c-3"]
+        assert [r["check_id"] for r in whole_audit(bb)] == ["c-1", "c-3"]
+        assert bb.spool.pending_bytes() == 0
+    finally:
+        bb.close()
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from screening.backbone import open_backbone, audit_record, check_record
+from screening.settings import Settings
+bb = open_backbone(Settings(data=Path(sys.argv[1]), redis=sys.argv[2] or None), interval=0.005,
+                   shipper=True)
+hit = {"entry": "E-1", "list": "court.dd", "kind": "black", "path": "subject", "via": None,
+       "authority": "法院A", "measures": []}
+i = 0
+while True:
+    cid = f"c-{i}"
+    res = {"check_id": cid, "decision": "block", "subject": {"type": "org", "id": "X"},
+           "hits": [hit], "snapshot": "v1"}
+    bb.record(checks=[check_record(res, unit="U1", scenario="bidding")],
+              audits=[audit_record(unit="U1", scenario="bidding", subject="X",
+                                   decision="block", check_id=cid)])
+    sys.stdout.write(cid + "\\n")
+    sys.stdout.flush()
+    i += 1
+"""
+
+
+def test_serving_process_sigkilled_its_shipper_adopts_the_slot_and_exits(
+        kind: str, server: RedisServer | None, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(data), server.url if server else ""],
+                            stdout=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    acked = []
+    for line in proc.stdout:
+        acked.append(line.decode().strip())
+        if len(acked) >= 3000:
+            break
+    pid = _shipper_pid(data / "spool")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    acked.extend(x for x in proc.stdout.read().decode().split())
+    proc.stdout.close()
+    # the orphaned shipper drains the dead process's slot on its own, then exits
+    _wait(lambda: not _alive(pid), 20)
+    bb = open_backbone(settings_for(kind, data, server), start=False)
+    try:
+        assert bb.spool.folder.name == "slot-0" and bb.spool.pending_bytes() == 0
+        _exactly_once(bb, acked)
+    finally:
+        bb.close()
+    assert not shipping.running(data / "spool")
+
+
+def test_owner_flush_and_shipper_race_for_the_slot(kind: str, server: RedisServer | None,
+                                                   tmp_path: Path) -> None:
+    bb = open_backbone(settings_for(kind, tmp_path / "data", server), shipper=True,
+                       interval=0.005)
+    try:
+        _shipper_pid(bb.spool_root)
+        with Burst(bb, every=1) as burst:  # ≤ 1,000 records a second
+            for _ in range(20):
+                assert bb.flush(5)
+                time.sleep(0.02)
+        assert bb.flush(5)
+        _exactly_once(bb, burst.acked)
+    finally:
+        bb.close()
+
+
+def test_redis_killed_and_restarted_with_a_shipper(own_redis: RedisServer,  # noqa: F811
+                                                   tmp_path: Path) -> None:
+    bb = open_backbone(settings_for("redis", tmp_path / "data", own_redis), shipper=True,
+                       interval=0.02)
+    try:
+        _shipper_pid(bb.spool_root)
+        with Burst(bb) as burst:
+            time.sleep(0.3)
+            own_redis.stop(signal.SIGKILL)
+            _wait(lambda: bb.degraded() and bb.status()["degraded"], 5)  # the shipper's state
+            assert not bb.healthy()
+            time.sleep(0.3)
+            own_redis.start()
+            _wait(lambda: not bb.degraded(), 10)
+        assert bb.flush(10) and bb.status()["spool_bytes"] == 0
+        _exactly_once(bb, burst.acked)
+    finally:
+        bb.close()
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[tuple[Front, Front]]:
+    settings = Settings(data=tmp_path / "data")
+    a = open_backbone(settings, shipper=True, interval=0.01)
+    b = open_backbone(settings, shipper=True, interval=0.01)
+    yield a, b
+    b.close()
+    a.close()
+
+
+def test_one_shipper_per_data_folder_and_the_survivor_restarts_it(
+        two_workers: tuple[Front, Front]) -> None:
+    a, b = two_workers
+    assert a.spool.folder != b.spool.folder
+    pid = _shipper_pid(a.spool_root)
+    time.sleep(1.5)  # both cutters looked; one shipper holds the lock
+    assert len([c for c in a._children + b._children if c.poll() is None]) == 1
+    owner, other = (a, b) if any(c.pid == pid for c in a._children) else (b, a)
+    for i in range(100):
+        other.record(checks=[rec(f"c-{i}")], audits=[aud(f"c-{i}")])
+    owner.close()  # stops its shipper; the other worker starts one
+    assert not _alive(pid)
+    _wait(lambda: len(whole_audit(other)) == 100)
+    assert _shipper_pid(other.spool_root) != pid
+    _exactly_once(other, [f"c-{i}" for i in range(100)])
+
+
+def test_a_shipper_never_ships_a_slot_whose_owner_has_a_flusher_thread(tmp_path: Path) -> None:
+    settings = Settings(data=tmp_path / "data")
+    threaded = open_backbone(settings, start=False)  # flusher-thread mode, not started
+    try:
+        threaded.record(checks=[rec("c-1")], audits=[aud("c-1")])
+        threaded.spool.cut()
+        served = open_backbone(settings, shipper=True, interval=0.01)
+        try:
+            _shipper_pid(served.spool_root)
+            time.sleep(1.0)  # several shipper rounds
+            assert threaded.spool.pending_bytes() > 0  # left to its owner
+            assert whole_audit(threaded) == []
+            assert threaded.flush()
+            _exactly_once(threaded, ["c-1"])
+        finally:
+            served.close()
+    finally:
+        threaded.close()
+
+
+@pytest.mark.parametrize("person", [False, True])
+def test_a_compact_check_line_expands_to_exactly_the_two_records(person: bool) -> None:
+    import orjson
+
+    from screening.backbone import audit_record, check_record
+    from screening.backbone.records import expand_query, query_line
+    from tests.test_backbone import result
+
+    res = result("c-9", [("E-1", "court.dd", "法院A", "block"), ("E-2", "tax.x", "税务B", "alert")],
+                 person=person)
+    res["hits"][1]["measures"].append({"id": "M-X", "name": "n", "force": "advisory",
+                                       "effect": "review", "action": "review", "basis": "b"})
+    subject = res["subject"]["id"]
+    line = query_line(res, unit="U1", scenario="bidding", region="350100", subject=subject,
+                      purpose="审批", consent="C-1")
+    assert line is not None and line.endswith(b"\n")
+    assert subject.encode() not in line or not person  # a person's number is masked
+    check, audit = expand_query(orjson.loads(line)["q"])
+    at = audit["at"]
+    assert check == check_record(res, unit="U1", scenario="bidding", region="350100", at=at)
+    assert audit == audit_record(unit="U1", scenario="bidding", subject=subject, decision="block",
+                                 check_id="c-9", purpose="审批", consent="C-1", at=at)
+    assert list(check) == list(check_record(res, unit="U1", scenario="bidding") or {})
+    clean = {**res, "hits": []}
+    line = query_line(clean, unit="U1", scenario="bidding", region=None, subject=subject)
+    assert line is not None
+    assert expand_query(orjson.loads(line)["q"])[0] is None
+    linked = {**res, "hits": [{**res["hits"][0], "path": "org_of:legal_rep",
+                               "via": {"type": "person", "id": "11010519491231002X"}}]}
+    assert query_line(linked, unit="U1", scenario="bidding", region=None, subject=subject) is None
+
+
+def test_record_check_through_the_shipper(tmp_path: Path) -> None:
+    from tests.test_backbone import result
+
+    bb = open_backbone(Settings(data=tmp_path / "data"), shipper=True, interval=0.01)
+    try:
+        for i in range(50):
+            res = result(f"c-{i}", [("E-1", "court.dd", "法院A", "block")], person=i % 2 == 1)
+            bb.record_check(res, unit="U1", scenario="bidding", region="350100",
+                            subject=res["subject"]["id"], purpose="审批")
+        res = result("c-clean", [])
+        bb.record_check(res, unit="U1", scenario="bidding", region=None, subject="X")
+        _wait(lambda: len(whole_audit(bb)) == 51)
+        feed = whole_feed(bb, "法院A")
+        assert [i["check_id"] for i in feed] == [f"c-{i}" for i in range(50)]
+        assert feed[1]["subject"]["id"] == "1101051949****002X"
+        assert {r["purpose"] for r in whole_audit(bb)} == {"审批", None}
+    finally:
+        bb.close()
