@@ -184,11 +184,13 @@ class Snapshot:
         self.subject_key: np.ndarray = a["subject_key"]
         self.subject_type: np.ndarray = a["subject_type"]
         self.subject_name: np.ndarray = a["subject_name"]
-        self.strings_off = memoryview(a["strings_off"])  # fast scalar indexing
-        self.strings_blob = memoryview(a["strings_blob"])
+        off: Any = a["strings_off"]
+        blob: Any = a["strings_blob"]
+        self.strings_off = memoryview(off)  # fast scalar indexing
+        self.strings_blob = memoryview(blob)
         # sorted hash indexes as memoryviews: ``bisect`` over one costs ~0.7 µs, a scalar
         # ``np.searchsorted`` ~4.5 µs (measured on 270k keys)
-        self._views: dict[str, memoryview] = {}
+        self._views: dict[str, Any] = {}
         self._key_filter = FrozenBitMap.deserialize(a["key_filter"].tobytes())
         self._orgcode_filter = FrozenBitMap.deserialize(a["orgcode_filter"].tobytes())
         self.extras: dict[str, Any] = {}  # per-snapshot tables built by the service layers
@@ -210,15 +212,16 @@ class Snapshot:
         return str(self.strings_blob[int(off[index]):int(off[index + 1])], "utf-8")
 
     # -- lookups ---------------------------------------------------------------------------
-    def view(self, name: str) -> memoryview:
+    def view(self, name: str) -> Any:
         """Array ``name`` as a memoryview (scalar indexing gives plain ints, fast)."""
         mv = self._views.get(name)
         if mv is None:
             arr = self.arrays[name]
             if not arr.dtype.isnative:
                 arr = arr.astype(arr.dtype.newbyteorder("="))
-            mv = self._views[name] = memoryview(np.ascontiguousarray(arr)).cast("B").cast(
-                arr.dtype.char)
+            raw: Any = np.ascontiguousarray(arr)
+            char: Any = arr.dtype.char
+            mv = self._views[name] = memoryview(raw).cast("B").cast(char)
         return mv
 
     def lookup(self, key: str) -> KeyMatch | None:

@@ -88,7 +88,9 @@ def describe(root: Path, files: list[Path]) -> dict[str, Any]:
 
 
 def _open(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # a GzipFile is IO[bytes]
+    return path.open("rb")
 
 
 def records(root: Path, path: Path, rejects: Rejects,

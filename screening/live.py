@@ -104,6 +104,16 @@ class BackboneRecorder:
 
     def record_many(self, account: Account,
                     items: Sequence[tuple[CheckRequest, Mapping[str, Any]]]) -> None:
+        batch = getattr(self.backbone, "record_batch", None)
+        if batch is not None:  # one write for the batch; compact lines in shipper mode
+            batch([(result, {"unit": account.unit, "scenario": request.scenario,
+                                   "region": request.region,
+                                   "subject": _subject_id(request, result),
+                                   "purpose": getattr(request, "purpose", None),
+                                   "consent": request.consent})
+                   if "check_id" in result else (None, self._failed(account, request))
+                   for request, result in items])
+            return
         checks: list[dict[str, Any]] = []
         audits: list[dict[str, Any]] = []
         for request, result in items:

@@ -171,7 +171,8 @@ class Service:
             merged = [next(it) if r is None else r for r in results]
         tally = Tally(r.get("decision", "error") for r in merged)
         if self.recorder is not None:
-            self._record_batch(account, batch, valid, decided)
+            with paused_gc():
+                self._record_batch(account, batch, valid, decided)
         with paused_gc():
             payload = orjson.dumps({"results": merged})
         return Answer(200, payload, "batch", self._health_headers(), checks=0, tally=dict(tally))

@@ -362,3 +362,48 @@ def test_record_check_through_the_shipper(tmp_path: Path) -> None:
         assert {r["purpose"] for r in whole_audit(bb)} == {"审批", None}
     finally:
         bb.close()
+
+
+@pytest.mark.parametrize("shipper", [True, False], ids=["shipper", "flusher"])
+def test_a_batch_is_recorded_item_by_item_in_order(tmp_path: Path, shipper: bool) -> None:
+    """``record_batch`` (one write for a whole batch request) stores what recording each item
+    alone stores: a feedback record per hit item, an audit record per item (failed ones with
+    no decision), in the batch's order, with one time for the batch."""
+    from screening.backbone import audit_record
+    from tests.test_backbone import result
+
+    bb = open_backbone(Settings(data=tmp_path / "data"), shipper=shipper, interval=0.01)
+    items: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
+    for i in range(30):
+        if i % 7 == 3:  # an item that failed validation: audited, no decision
+            items.append((None, audit_record(unit="U1", scenario="bidding", subject=None,
+                                             decision=None)))
+            continue
+        hits = [("E-1", "court.dd", "法院A", "block")] if i % 3 == 0 else []
+        if i % 5 == 0 and hits:  # a hit through an organisation names a person: full records
+            hits_ = result(f"b-{i}", hits)
+            hits_["hits"][0]["path"] = "org_of:legal_rep"
+            hits_["hits"][0]["via"] = {"id": "11010519491231002X", "name": "张三"}
+            res = hits_
+        else:
+            res = result(f"b-{i}", hits, person=i % 2 == 1)
+        items.append((res, {"unit": "U1", "scenario": "bidding", "region": "350100",
+                            "subject": res["subject"]["id"], "purpose": "招标",
+                            "consent": None}))
+    try:
+        bb.record_batch(items)
+        assert bb.flush(10)
+        audit = whole_audit(bb)
+        assert [a["check_id"] for a in audit] == [r["check_id"] if r else None
+                                                  for r, _ in items]
+        assert [a["decision"] for a in audit] == [r["decision"] if r else None
+                                                  for r, _ in items]
+        assert len({a["at"] for a in audit if a["check_id"]}) == 1  # one time for the batch
+        feed = whole_feed(bb, "法院A")
+        hit_ids = [r["check_id"] for r, _ in items if r and r["hits"]]
+        assert [f["check_id"] for f in feed] == hit_ids
+        org_of = [f for f in feed if f["path"] == "org_of:legal_rep"]
+        assert org_of and all(f["via"]["id"] == "1101051949****002X" for f in org_of)
+        assert all("*" in f["subject"]["id"] for f in feed if f["subject"]["type"] == "person")
+    finally:
+        bb.close()

@@ -36,7 +36,7 @@ from ..errors import NotFound, Unavailable
 from . import shipper as shipping
 from .events import ExportResult
 from .ratelimit import Admission
-from .records import Page, audit_record, check_record, query_line
+from .records import Page, audit_record, check_record, now_iso, query_line
 from .spool import Batch, ShipLock, Spool, read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,56 @@ class Front:
                                          decision=result.get("decision"),
                                          check_id=result.get("check_id"), purpose=purpose,
                                          consent=consent)])
+
+    def record_batch(self, items: Sequence[tuple[dict[str, Any] | None, dict[str, Any]]]
+                     ) -> None:
+        """The items of one batch request, in order, with one write: ``(result, meta)`` for a
+        decided item (``meta``: ``record_check``'s keyword arguments) and ``(None, audit)`` for
+        an item that failed (its audit record). In shipper mode a decided item is one compact
+        line, as ``record_check`` writes it, all stamped with one time."""
+        at = now_iso()
+        if self.spool.keep:  # a flusher thread ships them: build the records here
+            checks: list[dict[str, Any]] = []
+            audits: list[dict[str, Any]] = []
+            for result, meta in items:
+                if result is None:
+                    audits.append(meta)
+                    continue
+                made = check_record(result, unit=meta["unit"], scenario=meta["scenario"],
+                                    region=meta["region"])
+                if made:
+                    made["at"] = at
+                    checks.append(made)
+                audited = audit_record(unit=meta["unit"], scenario=meta["scenario"],
+                                       subject=meta["subject"], decision=result.get("decision"),
+                                       check_id=result.get("check_id"),
+                                       purpose=meta.get("purpose"), consent=meta.get("consent"))
+                audited["at"] = at
+                audits.append(audited)
+            self.record(checks=checks, audits=audits)
+            return
+        lines: list[bytes] = []
+        for result, meta in items:
+            if result is None:
+                lines.append(b'{"a":%s}\n' % dumps(meta))
+                continue
+            line = query_line(result, at=at, **meta)
+            if line is None:  # a hit names a person through an organisation: full records
+                made = check_record(result, unit=meta["unit"], scenario=meta["scenario"],
+                                    region=meta["region"])
+                if made:
+                    made["at"] = at
+                    lines.append(b'{"c":%s}\n' % dumps(made))
+                audited = audit_record(unit=meta["unit"], scenario=meta["scenario"],
+                                       subject=meta["subject"], decision=result.get("decision"),
+                                       check_id=result.get("check_id"),
+                                       purpose=meta.get("purpose"), consent=meta.get("consent"))
+                audited["at"] = at
+                lines.append(b'{"a":%s}\n' % dumps(audited))
+            else:
+                lines.append(line)
+        if lines:
+            self.spool.record(b"".join(lines))
 
     def record_checks(self, items: Sequence[dict[str, Any]]) -> None:
         self.record(checks=items)

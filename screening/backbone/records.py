@@ -157,13 +157,14 @@ def audit_record(*, unit: str, scenario: str | None, subject: str | None,
 
 def query_line(result: dict[str, Any], *, unit: str, scenario: str, region: str | None,
                subject: str | None, purpose: str | None = None,
-               consent: str | None = None) -> bytes | None:
+               consent: str | None = None, at: str | None = None) -> bytes | None:
     """One completed check as a compact spool line, ``{"q": [...]}`` and a newline, from which
     ``expand_query`` builds exactly ``check_record`` (if it hit) and ``audit_record``: the
     request path of a shipper-mode front only encodes, the shipper builds the records. The
     subject is hashed and a person's ID number masked here (the spool never holds either in
     clear); ``None`` when a hit carries a person ID number (``org_of:`` paths: build the
-    records on the request path instead)."""
+    records on the request path instead). ``at``: the time of the check (default now; the
+    items of one batch share it)."""
     hits = result.get("hits") or []
     for h in hits:
         if h.get("via") is not None and (h.get("path") or "").startswith("org_of:"):
@@ -173,7 +174,7 @@ def query_line(result: dict[str, Any], *, unit: str, scenario: str, region: str 
     if sub.get("type") == "person":
         sid = _mask_person(sid)
     return b'{"q":%s}\n' % _dumps([
-        now_iso(), unit, scenario, region, purpose, consent,
+        at or now_iso(), unit, scenario, region, purpose, consent,
         subject_hash(subject) if subject else None, result["check_id"],
         result.get("decision"), result.get("snapshot"), sub.get("type"), sid, hits])
 
