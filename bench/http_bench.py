@@ -79,7 +79,13 @@ def _serve(kind: str, port: int, snapshot: Path, accounts: Path) -> None:
 
     settings = Settings(snapshot=snapshot, port=port, accounts=accounts, watch_interval=0.2,
                         log_level="warning")
-    app: Any = raw_app if kind == "raw" else create_app(settings, fastpath=kind == "check")
+    if kind == "raw":
+        app: Any = raw_app
+    elif kind == "norec":  # the fast path with feedback/audit recording off (bench only)
+        from bench.http_record_bench import NullRecorder
+        app = create_app(settings, recorder=NullRecorder())
+    else:
+        app = create_app(settings, fastpath=kind == "check")
     uvicorn.run(app, **uvicorn_options(settings))  # type: ignore[arg-type]
 
 
@@ -203,7 +209,10 @@ def server(kind: str, snapshot: Path, accounts: Path) -> Iterator[tuple[int, int
     port = _free_port()
     cmd = ["taskset", "-c", SERVER_CPU, sys.executable, "-m", "bench.http_bench", "_serve", kind,
            str(port), str(snapshot), str(accounts)]
-    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent)
+    # own session: side by side, the kernel's autogroups split CPU 0 between the two process
+    # trees (a server and its shipper child) evenly, whatever each runs
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent,
+                            start_new_session=True)
     try:
         _wait_ready(proc, port, kind)
         yield port, proc.pid
@@ -302,14 +311,14 @@ def cli_server(snapshot: Path, accounts: Path, workers: int) -> Iterator[int]:
 
 
 def paired(snapshot: Path, accounts: Path, script: Path, *, connections: int,
-           duration: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``raw`` and ``check`` at once, both on CPU 0, each driven by its own wrk on CPU 1.
+           duration: float, kind: str = "check") -> tuple[dict[str, Any], dict[str, Any]]:
+    """``raw`` and ``kind`` at once, both on CPU 0, each driven by its own wrk on CPU 1.
 
     Sharing one core fairly, each gets the same CPU time under the same background load, so
     the ratio of their req/s is the ratio of their costs, robust to a busy machine.
     """
     with server("raw", snapshot, accounts) as (raw_port, _), \
-            server("check", snapshot, accounts) as (check_port, _):
+            server(kind, snapshot, accounts) as (check_port, _):
         out: dict[str, dict[str, Any]] = {}
 
         def run(name: str, port: int) -> None:
@@ -391,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
         mix, kinds = subject_mix(source, first.path)
         bodies = [orjson.dumps(b) for b in mix]
         script = lua_script(work / "checks.lua", bodies)
-        rounds: dict[str, list[dict[str, Any]]] = {"raw": [], "check": [], "route": []}
+        rounds: dict[str, list[dict[str, Any]]] = {"raw": [], "check": [], "norec": [],
+                                                   "route": []}
         for _ in range(args.rounds):  # interleaved, so drifting machine load hits all alike
             for kind in rounds:
                 with server(kind, served, accounts) as (port, pid):
@@ -402,13 +412,14 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{kind}: {rounds[kind][-1]['rps']:,.0f} req/s", file=sys.stderr)
         clean_script = lua_script(work / "clean.lua", [orjson.dumps(b) for b, k in zip(mix, kinds)
                                                        if k == "clean"])
-        pairs: dict[str, list[float]] = {"mix": [], "clean": []}
+        pairs: dict[str, list[float]] = {"mix": [], "clean": [], "mix-norec": []}
         for _ in range(args.rounds):
-            for name, sc in (("mix", script), ("clean", clean_script)):
+            for name, sc, kind in (("mix", script, "check"), ("clean", clean_script, "check"),
+                                   ("mix-norec", script, "norec")):
                 r, c = paired(served, accounts, sc, connections=args.connections,
-                              duration=args.duration)
+                              duration=args.duration, kind=kind)
                 pairs[name].append(c["rps"] / r["rps"])
-                print(f"paired {name}: raw {r['rps']:,.0f}, check {c['rps']:,.0f}",
+                print(f"paired {name}: raw {r['rps']:,.0f}, {kind} {c['rps']:,.0f}",
                       file=sys.stderr)
         rows = {k: sorted(v, key=lambda r: r["rps"])[len(v) // 2] for k, v in rounds.items()}
         best = {k: max(v, key=lambda r: r["rps"]) for k, v in rounds.items()}
@@ -442,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for name, kind in (("raw ASGI callable (parse + small JSON)", "raw"),
                        ("/v1/check (fast path)", "check"),
+                       ("/v1/check (fast path), recording off", "norec"),
                        ("/v1/check (FastAPI route, fast path off)", "route")):
         r = rows[kind]
         lines.append(f"| {name} | {r['rps']:,.0f} | {r['rps'] / raw['rps']:.2f}× | "
@@ -457,7 +469,10 @@ def main(argv: list[str] | None = None) -> int:
         f"its own wrk on CPU {LOAD_CPU}; ratio of req/s = ratio of cost): service-hall mix "
         f"{_median(pairs['mix']):.2f}× (rounds {', '.join(f'{x:.2f}' for x in pairs['mix'])}); "
         f"clean applicants only {_median(pairs['clean']):.2f}× (rounds "
-        f"{', '.join(f'{x:.2f}' for x in pairs['clean'])})",
+        f"{', '.join(f'{x:.2f}' for x in pairs['clean'])}); service-hall mix with feedback "
+        f"and audit recording off (bench-side `NullRecorder`) "
+        f"{_median(pairs['mix-norec']):.2f}× (rounds "
+        f"{', '.join(f'{x:.2f}' for x in pairs['mix-norec'])})",
         f"- half of peak ({best['check']['rps']:,.0f} / 2): {paced['rps']:,.0f} req/s "
         f"({conns} connections, {delay_ms} ms think time): p50 {_fmt(paced['p50_ms'])} ms, "
         f"p90 {_fmt(paced['p90_ms'])} ms, p99 {_fmt(paced['p99_ms'])} ms, "
