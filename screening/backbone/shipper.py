@@ -235,8 +235,15 @@ class Shipper:
         self._backoff = min(self._backoff * 2, 1.0)
 
 
+NICENESS = 10  # the shipper yields the CPU to the serving processes it works for
+
+
 def main(store: Any, root: Path, *, interval: float = 0.05, idle_exit: float = 2.0) -> int:
     shipper = Shipper(store, root, interval=interval, idle_exit=idle_exit)
+    try:  # background work: a second's batch must not delay the checks sharing its core
+        os.nice(NICENESS)
+    except OSError:
+        pass
 
     def stop(signum: int, frame: Any) -> None:
         shipper.stop = True
