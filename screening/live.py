@@ -19,6 +19,7 @@ check never sees a half-applied event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -56,6 +57,11 @@ class BackboneRecorder:
     def degraded(self) -> bool:
         """Is the backbone down (feedback and audit waiting in the local spool)?"""
         return bool(self.backbone.degraded())
+
+    def grouped(self) -> contextlib.AbstractContextManager[None]:
+        """Checks recorded inside the block are spooled with one write at its end."""
+        grouped = getattr(self.backbone, "grouped", None)
+        return grouped() if grouped is not None else contextlib.nullcontext()
 
     @staticmethod
     def _records(account: Account, request: CheckRequest, result: Mapping[str, Any],

@@ -13,6 +13,7 @@ A recorder runs inline and must be quick; if it raises, the failure is logged an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections import Counter as Tally
@@ -92,6 +93,11 @@ class Service:
         """``x-screening-backbone: degraded`` on answers while the backbone is down."""
         degraded = getattr(self.recorder, "degraded", None)
         return DEGRADED_HEADERS if degraded is not None and degraded() else ()
+
+    def grouped_recording(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose checks' records the recorder may write together at its end."""
+        grouped = getattr(self.recorder, "grouped", None)
+        return grouped() if grouped is not None else contextlib.nullcontext()
 
     def _record(self, account: Account, request: CheckRequest,
                 result: Mapping[str, Any]) -> None:

@@ -407,3 +407,28 @@ def test_a_batch_is_recorded_item_by_item_in_order(tmp_path: Path, shipper: bool
         assert all("*" in f["subject"]["id"] for f in feed if f["subject"]["type"] == "person")
     finally:
         bb.close()
+
+
+def test_grouped_checks_are_spooled_with_one_write_at_the_end(tmp_path: Path) -> None:
+    """``grouped()`` (the fast path's Coalescer around one loop turn's checks): nothing is
+    written inside the block, everything with one write at its end, then shipped as usual."""
+    from tests.test_backbone import result
+
+    bb = open_backbone(Settings(data=tmp_path / "data"), shipper=True, interval=0.01)
+    try:
+        writes = bb.spool.records
+        with bb.grouped():
+            for i in range(5):
+                res = result(f"g-{i}", [("E-1", "court.dd", "法院A", "block")])
+                bb.record_check(res, unit="U1", scenario="bidding", region="350100",
+                                subject=res["subject"]["id"])
+            with bb.grouped():  # nested: still one write, at the outer end
+                bb.record_check(result("g-5", []), unit="U1", scenario="bidding",
+                                region=None, subject="X")
+            assert bb.spool.records == writes  # nothing written yet
+        assert bb.spool.records == writes + 1
+        assert bb.flush(10)
+        assert [a["check_id"] for a in whole_audit(bb)] == [f"g-{i}" for i in range(6)]
+        assert len(whole_feed(bb, "法院A")) == 5
+    finally:
+        bb.close()
