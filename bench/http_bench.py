@@ -354,6 +354,14 @@ def swaps_under_load(port: int, script: Path, served: Path, staged: list[Path], 
     return result
 
 
+def emit(lines: list[str], out: Path | None) -> None:
+    """Print the Markdown report, and write it to ``out`` too."""
+    report = "\n".join(lines)
+    print(report)
+    if out:
+        out.write_text(report + "\n", encoding="utf-8")
+
+
 def _median(xs: list[float]) -> float:
     return sorted(xs)[len(xs) // 2] if xs else float("nan")
 
@@ -489,10 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- snapshot swaps under load: {swap['swaps']} swaps during {swap['rps']:,.0f} req/s "
         f"of /v1/check, non-2xx {swap['non_2xx']}, socket errors {swap['socket_errors']}",
     ]
-    report = "\n".join(lines)
-    print(report)
-    if args.out:
-        args.out.write_text(report + "\n", encoding="utf-8")
+    emit(lines, args.out)
     return 0
 
 

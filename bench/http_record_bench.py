@@ -65,8 +65,8 @@ from typing import Any
 
 import orjson
 
-from bench.http_bench import (LOAD_CPU, SERVER_CPU, _free_port, _median, _wait_ready, lua_script,
-                              prepare_source, wrk, write_accounts)
+from bench.http_bench import (LOAD_CPU, SERVER_CPU, _free_port, _median, _wait_ready, emit,
+                              lua_script, prepare_source, wrk, write_accounts)
 
 SCENARIO = "government_procurement"
 MODES = ("embedded", "redis", "thread", "build", "append")
@@ -405,10 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             f"autogroup each): **{_median(ratios):.2f}×** (pairs: "
             + ", ".join(f"{on:,.0f}/{off:,.0f} = {on / off:.2f}" for off, on in pairs[mode])
             + f"); one after the other, round by round: {', '.join(f'{x:.2f}' for x in seq)}")
-    report = "\n".join(lines)
-    print(report)
-    if args.out:
-        args.out.write_text(report + "\n", encoding="utf-8")
+    emit(lines, args.out)
     return 0
 
 

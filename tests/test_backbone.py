@@ -451,7 +451,9 @@ import sys
 from pathlib import Path
 from screening.backbone import open_backbone, audit_record, check_record
 from screening.settings import Settings
-bb = open_backbone(Settings(data=Path(sys.argv[1]), redis=sys.argv[2] or None), interval=0.005)
+# argv: data folder, Redis URL or "", and "1" to ship from a shipper process
+bb = open_backbone(Settings(data=Path(sys.argv[1]), redis=sys.argv[2] or None), interval=0.005,
+                   shipper=sys.argv[3:4] == ["1"])
 hit = {"entry": "E-1", "list": "court.dd", "kind": "black", "path": "subject", "via": None,
        "authority": "法院A", "measures": []}
 i = 0

@@ -84,13 +84,19 @@ def run_until(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def prepared(fixture_dirs: tuple[Path, Path], tmp_path: Path,  # noqa: F811
+             copies: int) -> tuple[Snapshot, Path, bytes]:
+    """The served snapshot, a supplier file of ``copies`` × the fixture rows, and what
+    ``screening bulk`` writes for it."""
+    snapshots, _ = fixture_dirs
+    src = tmp_path / "suppliers.csv"
+    src.write_bytes(supplier_csv(copies))
+    return newest(snapshots), src, write_bulk(snapshots, src, tmp_path / "cli.csv")
+
+
 def test_chunks_spread_over_workers_give_the_cli_output(
         fixture_dirs: tuple[Path, Path], tmp_path: Path, redis: RedisServer) -> None:  # noqa: F811
-    snapshots, _ = fixture_dirs
-    snap = newest(snapshots)
-    src = tmp_path / "suppliers.csv"
-    src.write_bytes(supplier_csv(100))
-    expected = write_bulk(snapshots, src, tmp_path / "cli.csv")
+    snap, src, expected = prepared(fixture_dirs, tmp_path, 100)
     root = tmp_path / "jobs"
     # three processes over one folder: the driver, and two workers
     driver_jobs, jobs_a, jobs_b = (Jobs(root, lambda: snap) for _ in range(3))
@@ -123,11 +129,7 @@ def test_chunks_spread_over_workers_give_the_cli_output(
 
 def test_a_chunk_held_by_a_dead_worker_is_taken_over(
         fixture_dirs: tuple[Path, Path], tmp_path: Path, redis: RedisServer) -> None:  # noqa: F811
-    snapshots, _ = fixture_dirs
-    snap = newest(snapshots)
-    src = tmp_path / "suppliers.csv"
-    src.write_bytes(supplier_csv(10))
-    expected = write_bulk(snapshots, src, tmp_path / "cli.csv")
+    snap, src, expected = prepared(fixture_dirs, tmp_path, 10)
     root = tmp_path / "jobs"
     jobs_dead, jobs_live = Jobs(root, lambda: snap), Jobs(root, lambda: snap)
     job_id = make_job(jobs_dead, src)
@@ -182,11 +184,7 @@ def test_a_worker_without_the_jobs_snapshot_leaves_its_chunks(
 
 def test_the_driver_works_alone_without_redis(fixture_dirs: tuple[Path, Path],  # noqa: F811
                                               tmp_path: Path) -> None:
-    snapshots, _ = fixture_dirs
-    snap = newest(snapshots)
-    src = tmp_path / "suppliers.csv"
-    src.write_bytes(supplier_csv(5))
-    expected = write_bulk(snapshots, src, tmp_path / "cli.csv")
+    snap, src, expected = prepared(fixture_dirs, tmp_path, 5)
     jobs = Jobs(tmp_path / "jobs", lambda: snap)
     job_id = make_job(jobs, src)
     from tests.test_server import free_port

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,10 +17,12 @@ from .differential import (RandomChooser, build_snapshot, core_check, gen_checks
 from .naive import Naive
 
 
-def _split_live(seed: int) -> None:
+def _split(seed: int) -> tuple[Any, Any, list[dict[str, Any]], list[Any], int] | None:
+    """A generated source, its base (the events before a random cut), the live events after
+    it, checks, and the cut; None when the source has no events."""
     source = gen_source(RandomChooser(seed))
     if not source.events:
-        return
+        return None
     rng = random.Random(seed)
     cut = rng.randint(0, len(source.events))
     early, live = source.events[:cut], source.events[cut:]
@@ -29,6 +32,14 @@ def _split_live(seed: int) -> None:
     live = [ev for ev in live if ev not in moved]
     base = type(source)(**{**source.__dict__, "events": early + moved})
     checks = gen_checks(RandomChooser(seed + 1), source, Naive(**source.records()), 40)
+    return source, base, live, checks, cut
+
+
+def _split_live(seed: int) -> None:
+    split = _split(seed)
+    if split is None:
+        return
+    source, base, live, checks, cut = split
     with tempfile.TemporaryDirectory() as tmp:
         full = build_snapshot(source, Path(tmp) / "full")
         partial = build_snapshot(base, Path(tmp) / "partial")
@@ -89,17 +100,10 @@ def _staged_equals_one_by_one(seed: int) -> None:
     time (validate, then apply), and the accepted ones apply to the same answers."""
     from screening.decision import Caller, CheckRequest, check
 
-    source = gen_source(RandomChooser(seed))
-    if not source.events:
+    split = _split(seed)
+    if split is None:
         return
-    rng = random.Random(seed)
-    cut = rng.randint(0, len(source.events))
-    early, live = source.events[:cut], source.events[cut:]
-    needed = {ev.get("entry") for ev in early}
-    moved = [ev for ev in live if ev["type"] == "listed" and ev["record"]["id"] in needed]
-    live = [ev for ev in live if ev not in moved]
-    base = type(source)(**{**source.__dict__, "events": early + moved})
-    checks = gen_checks(RandomChooser(seed + 1), source, Naive(**source.records()), 40)
+    source, base, live, checks, cut = split
     with tempfile.TemporaryDirectory() as tmp:
         partial = build_snapshot(base, Path(tmp) / "partial")
         one, staged = Overlay(partial), Overlay(partial)

@@ -26,8 +26,9 @@ import pytest
 from screening.backbone import Front, open_backbone, shipper as shipping
 from screening.backbone.spool import ShipLock, read_batches, read_checkpoint, slot_id
 from screening.settings import Settings
-from tests.test_backbone import (ROOT, RedisServer, aud, kind, own_redis, rec,  # noqa: F401
-                                 redis_server, settings_for, whole_audit, whole_feed)
+from tests.test_backbone import (ROOT, WRITER, RedisServer, aud, kind,  # noqa: F401
+                                 own_redis, rec, redis_server, settings_for, whole_audit,
+                                 whole_feed)
 
 
 def _flushall(server: RedisServer | None) -> None:
@@ -178,34 +179,14 @@ def test_shipper_dead_between_apply_and_checkpoint_applies_once(
         bb.close()
 
 
-WRITER = """
-import sys
-from pathlib import Path
-from screening.backbone import open_backbone, audit_record, check_record
-from screening.settings import Settings
-bb = open_backbone(Settings(data=Path(sys.argv[1]), redis=sys.argv[2] or None), interval=0.005,
-                   shipper=True)
-hit = {"entry": "E-1", "list": "court.dd", "kind": "black", "path": "subject", "via": None,
-       "authority": "法院A", "measures": []}
-i = 0
-while True:
-    cid = f"c-{i}"
-    res = {"check_id": cid, "decision": "block", "subject": {"type": "org", "id": "X"},
-           "hits": [hit], "snapshot": "v1"}
-    bb.record(checks=[check_record(res, unit="U1", scenario="bidding")],
-              audits=[audit_record(unit="U1", scenario="bidding", subject="X",
-                                   decision="block", check_id=cid)])
-    sys.stdout.write(cid + "\\n")
-    sys.stdout.flush()
-    i += 1
-"""
 
 
 def test_serving_process_sigkilled_its_shipper_adopts_the_slot_and_exits(
         kind: str, server: RedisServer | None, tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(data), server.url if server else ""],
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(data), server.url if server else "",
+                             "1"],
                             stdout=subprocess.PIPE, env=env)
     assert proc.stdout is not None
     acked = []

@@ -38,7 +38,7 @@ from . import shipper as shipping
 from .events import ExportResult
 from .ratelimit import Admission
 from .records import Page, audit_record, check_record, now_iso, query_line
-from .spool import Batch, ShipLock, Spool, read_checkpoint
+from .spool import ShipLock, Spool, read_checkpoint
 
 log = logging.getLogger(__name__)
 dumps = orjson.dumps
@@ -228,17 +228,11 @@ class Front:
                     self._up()
                     return True
                 for batch in batches:
-                    try:
-                        self.store.apply(batch.id, list(batch.checks), list(batch.audits),
-                                         replay=batch.replay,
-                                         raw=(batch.raw_checks, batch.raw_audits))
+                    try:  # records the store refuses are set aside, one by one
+                        shipping.apply_batch(self.store, spool.folder, batch)
                     except Unavailable as exc:
                         self._down(exc.message)
                         return False
-                    except Exception:  # a record the store cannot take: set it aside, go on
-                        log.exception("backbone_batch_refused batch=%s", batch.id)
-                        if not self._one_by_one(spool, batch):
-                            return False
                     spool.commit(batch)
 
     def _flush_files(self, deadline: float) -> bool:
@@ -314,27 +308,6 @@ class Front:
             self._reason = status.get("reason") or "backbone unreachable"
         else:
             self._down_since = self._reason = None
-
-    def _one_by_one(self, spool: Spool, batch: Batch) -> bool:
-        """Apply a refused batch record by record (ids ``<batch>/c<i>``, ``<batch>/a<i>``);
-        set aside the records that fail. False if the store became unreachable."""
-        singles = [("c", i, c, r) for i, (c, r) in enumerate(zip(batch.checks, batch.raw_checks))]
-        singles += [("a", i, a, r) for i, (a, r) in enumerate(zip(batch.audits, batch.raw_audits))]
-        refused: dict[str, list[dict[str, Any]]] = {"c": [], "a": []}
-        for kind, i, record, raw in singles:
-            pair = ([record], []) if kind == "c" else ([], [record])
-            raws = ([raw], []) if kind == "c" else ([], [raw])
-            try:
-                self.store.apply(f"{batch.id}/{kind}{i}", *pair, replay=True, raw=raws)
-            except Unavailable as exc:
-                self._down(exc.message)
-                return False
-            except Exception:
-                refused[kind].append(record)
-        spool.reject(batch.id, refused["c"], refused["a"])
-        log.error("backbone_records_set_aside batch=%s checks=%d audits=%d", batch.id,
-                  len(refused["c"]), len(refused["a"]))
-        return True
 
     def _up(self) -> None:
         if self._down_since is not None:

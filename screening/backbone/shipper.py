@@ -34,8 +34,8 @@ import orjson
 
 from ..errors import Unavailable
 from . import logfile
-from .spool import (Batch, ShipLock, Spool, commit, has_cut, pending_bytes, read_batches,
-                    read_checkpoint, reject, slot_alive, slot_id)
+from .spool import (Batch, ShipLock, Spool, commit, has_cut, lock_held, pending_bytes,
+                    read_batches, read_checkpoint, reject, slot_alive, slot_id)
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +119,7 @@ def read_status(root: Path) -> dict[str, Any] | None:
 def running(root: Path) -> bool:
     """Does a shipper hold ``<root>/shipper.lock``?"""
     root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return lock_held(root / LOCK, exclusive=True)
 
 
 # -- the process -----------------------------------------------------------------------------

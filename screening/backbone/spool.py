@@ -430,19 +430,25 @@ def pending_bytes(folder: Path, checkpoint: tuple[int, int] | None = None) -> in
     return max(total, 0)
 
 
-def slot_alive(folder: Path) -> bool:
-    """Does a live process own the slot (holds its ``lock``)?"""
+def lock_held(path: Path, *, exclusive: bool = False) -> bool:
+    """Does a live process hold an ``flock`` on ``path`` (that a shared, or with
+    ``exclusive`` an exclusive, lock of ours would conflict with)? False if its folder is gone."""
     try:
-        fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except FileNotFoundError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
     finally:
         os.close(fd)
     return False
+
+
+def slot_alive(folder: Path) -> bool:
+    """Does a live process own the slot (holds its ``lock``)?"""
+    return lock_held(folder / "lock")
 
 
 class ShipLock:
