@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -446,6 +446,29 @@ def test_redis_killed_and_restarted_while_writing(own_redis: RedisServer, tmp_pa
         bb.close()
 
 
+def kill_writer(data: Path, server: RedisServer | None, *, after: int = 3000,
+                shipper: bool = False, before_kill: Callable[[], None] | None = None
+                ) -> list[str]:
+    """Run ``WRITER`` on ``data`` and SIGKILL it once ``after`` checks were acknowledged
+    (calling ``before_kill`` just before); return every acknowledged check id."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(data), server.url if server else "",
+                             "1" if shipper else "0"], stdout=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    acked = []
+    for line in proc.stdout:
+        acked.append(line.decode().strip())
+        if len(acked) >= after:
+            break
+    if before_kill is not None:
+        before_kill()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    acked.extend(x for x in proc.stdout.read().decode().split())
+    proc.stdout.close()
+    return acked
+
+
 WRITER = """
 import sys
 from pathlib import Path
@@ -478,19 +501,7 @@ def test_sigkill_during_a_burst_loses_nothing_acknowledged(kind: str, tmp_path: 
         with redis.Redis.from_url(server.url) as r:
             r.flushall()
     data = tmp_path / "data"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(data), server.url if server else ""],
-                            stdout=subprocess.PIPE, env=env)
-    assert proc.stdout is not None
-    acked = []
-    for line in proc.stdout:
-        acked.append(line.decode().strip())
-        if len(acked) >= 3000:
-            break
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    acked.extend(x for x in proc.stdout.read().decode().split())
-    proc.stdout.close()
+    acked = kill_writer(data, server)
     bb = open_backbone(settings_for(kind, data, server), start=False)
     try:
         assert bb.flush()

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -26,7 +24,7 @@ import pytest
 from screening.backbone import Front, open_backbone, shipper as shipping
 from screening.backbone.spool import ShipLock, read_batches, read_checkpoint, slot_id
 from screening.settings import Settings
-from tests.test_backbone import (ROOT, WRITER, RedisServer, aud, kind,  # noqa: F401
+from tests.test_backbone import (ROOT, RedisServer, aud, kill_writer, kind,  # noqa: F401
                                  own_redis, rec, redis_server, settings_for, whole_audit,
                                  whole_feed)
 
@@ -184,21 +182,10 @@ def test_shipper_dead_between_apply_and_checkpoint_applies_once(
 def test_serving_process_sigkilled_its_shipper_adopts_the_slot_and_exits(
         kind: str, server: RedisServer | None, tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(data), server.url if server else "",
-                             "1"],
-                            stdout=subprocess.PIPE, env=env)
-    assert proc.stdout is not None
-    acked = []
-    for line in proc.stdout:
-        acked.append(line.decode().strip())
-        if len(acked) >= 3000:
-            break
-    pid = _shipper_pid(data / "spool")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    acked.extend(x for x in proc.stdout.read().decode().split())
-    proc.stdout.close()
+    pids: list[int] = []
+    acked = kill_writer(data, server, shipper=True,
+                        before_kill=lambda: pids.append(_shipper_pid(data / "spool")))
+    pid = pids[0]
     # the orphaned shipper drains the dead process's slot on its own, then exits
     _wait(lambda: not _alive(pid), 20)
     bb = open_backbone(settings_for(kind, data, server), start=False)
