@@ -52,7 +52,7 @@ from indexer.snapshot import Snapshot
 from . import openapi
 from .accounts import Account
 from .distribute import DOWN, ChunkQueue, ChunkWorker
-from .errors import BadRequest, Forbidden, Invalid, PayloadTooLarge, ScreeningError
+from .errors import BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge, ScreeningError
 from .jobs import Jobs, JobStatus, SnapshotUnavailable
 from .overlay import Overlay
 from .service import Service
@@ -179,7 +179,9 @@ class JobRunner:
                 self._wake.wait(1.0)
 
     def _run(self, job_id: str) -> bool:
-        """Run one job to its end (or to shutdown); False if another process holds it."""
+        """Run one job to its end (or to shutdown); False if another process holds it or it
+        must wait (its snapshot or live events cannot be had now): the loop looks again in a
+        second."""
         if self.queue is not None:
             try:
                 return self._drive(self.queue, job_id)
@@ -198,8 +200,7 @@ class JobRunner:
             except BlockingIOError:
                 return False
             try:
-                self._run_locked(job_id, on_chunk)
-                return True
+                return self._run_locked(job_id, on_chunk)
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
@@ -213,16 +214,18 @@ class JobRunner:
             state = queue.drive(job_id, token, self._stop.is_set)
             log.info("jobs.driven id=%s state=%s", job_id, state)
             return True
-        except SnapshotUnavailable as exc:  # the loop tries again
-            self.jobs.set_state(job_id, "paused", exc.message)
+        except NotFound:
+            return True  # deleted meanwhile
+        except SnapshotUnavailable as exc:  # the loop tries again in a second
+            self._set_state(job_id, "paused", exc.message)
             log.warning("jobs.waiting id=%s: %s", job_id, exc.message)
-            return True
+            return False
         except ScreeningError as exc:
-            self.jobs.set_state(job_id, "failed", exc.message)
+            self._set_state(job_id, "failed", exc.message)
             log.warning("jobs.failed id=%s code=%s", job_id, exc.code)
             return True
         except OSError as exc:
-            self.jobs.set_state(job_id, "failed", str(exc))
+            self._set_state(job_id, "failed", str(exc))
             log.warning("jobs.failed id=%s reason=%s", job_id, exc)
             return True
         finally:
@@ -231,15 +234,23 @@ class JobRunner:
             except DOWN:
                 pass  # expires by itself
 
-    def _run_locked(self, job_id: str, on_chunk: Callable[[JobStatus], None]) -> None:
+    def _set_state(self, job_id: str, state: str, message: str) -> None:
+        try:
+            self.jobs.set_state(job_id, state, message)
+        except OSError:  # the job was deleted meanwhile
+            pass
+
+    def _run_locked(self, job_id: str, on_chunk: Callable[[JobStatus], None]) -> bool:
+        """False when the job must wait (see ``_run``)."""
         try:
             if self.jobs.status(job_id).state in ("done", "failed"):
-                return  # finished by another process meanwhile
+                return True  # finished by another process meanwhile
             self.jobs.run(job_id, on_chunk=on_chunk)
         except _Stop:
             log.info("jobs.stopped id=%s (resumed at the next start)", job_id)
-        except SnapshotUnavailable as exc:  # paused: the loop tries again
+        except SnapshotUnavailable as exc:  # paused: the loop tries again in a second
             log.warning("jobs.waiting id=%s: %s", job_id, exc.message)
+            return False
         except ScreeningError as exc:  # recorded as failed by Jobs.run
             log.warning("jobs.failed id=%s code=%s", job_id, exc.code)
         except OSError as exc:
@@ -247,6 +258,7 @@ class JobRunner:
         except Exception:
             self._given_up.add(job_id)
             log.exception("jobs.crashed id=%s", job_id)
+        return True
 
 
 def _option(request: Request, name: str) -> str | None:
