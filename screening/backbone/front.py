@@ -44,6 +44,23 @@ log = logging.getLogger(__name__)
 dumps = orjson.dumps
 
 
+def _records(result: dict[str, Any], meta: dict[str, Any], at: str | None = None
+             ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The feedback record (None without hits) and audit record of a decided check, built on
+    the request path; ``meta`` as ``Front.record_check``'s keyword arguments; ``at``: the
+    time they carry (default now)."""
+    made = check_record(result, unit=meta["unit"], scenario=meta["scenario"],
+                        region=meta["region"])
+    audited = audit_record(unit=meta["unit"], scenario=meta["scenario"], subject=meta["subject"],
+                           decision=result.get("decision"), check_id=result.get("check_id"),
+                           purpose=meta.get("purpose"), consent=meta.get("consent"))
+    if at is not None:
+        if made:
+            made["at"] = at
+        audited["at"] = at
+    return made, audited
+
+
 class Front:
     def __init__(self, store: Any, spool_root: Path, *, interval: float = 0.05,
                  maintain_every: float = 3600.0, adopt_every: float = 5.0,
@@ -114,6 +131,7 @@ class Front:
             lines, self._group.lines = self._group.lines, None
             if lines:
                 self.spool.record(b"".join(lines))
+
     def record(self, checks: Sequence[dict[str, Any]] = (),
                audits: Sequence[dict[str, Any]] = ()) -> None:
         """Spool one request's check records (with hits) and audit records: one write."""
@@ -140,12 +158,10 @@ class Front:
             if line is not None:
                 self._append(line)
                 return
-        made = check_record(result, unit=unit, scenario=scenario, region=region)
-        self.record(checks=[made] if made else [],
-                    audits=[audit_record(unit=unit, scenario=scenario, subject=subject,
-                                         decision=result.get("decision"),
-                                         check_id=result.get("check_id"), purpose=purpose,
-                                         consent=consent)])
+        made, audited = _records(result, {"unit": unit, "scenario": scenario, "region": region,
+                                          "subject": subject, "purpose": purpose,
+                                          "consent": consent})
+        self.record(checks=[made] if made else [], audits=[audited])
 
     def record_batch(self, items: Sequence[tuple[dict[str, Any] | None, dict[str, Any]]]
                      ) -> None:
@@ -161,16 +177,9 @@ class Front:
                 if result is None:
                     audits.append(meta)
                     continue
-                made = check_record(result, unit=meta["unit"], scenario=meta["scenario"],
-                                    region=meta["region"])
+                made, audited = _records(result, meta, at)
                 if made:
-                    made["at"] = at
                     checks.append(made)
-                audited = audit_record(unit=meta["unit"], scenario=meta["scenario"],
-                                       subject=meta["subject"], decision=result.get("decision"),
-                                       check_id=result.get("check_id"),
-                                       purpose=meta.get("purpose"), consent=meta.get("consent"))
-                audited["at"] = at
                 audits.append(audited)
             self.record(checks=checks, audits=audits)
             return
@@ -181,16 +190,9 @@ class Front:
                 continue
             line = query_line(result, at=at, **meta)
             if line is None:  # a hit names a person through an organisation: full records
-                made = check_record(result, unit=meta["unit"], scenario=meta["scenario"],
-                                    region=meta["region"])
+                made, audited = _records(result, meta, at)
                 if made:
-                    made["at"] = at
                     lines.append(b'{"c":%s}\n' % dumps(made))
-                audited = audit_record(unit=meta["unit"], scenario=meta["scenario"],
-                                       subject=meta["subject"], decision=result.get("decision"),
-                                       check_id=result.get("check_id"),
-                                       purpose=meta.get("purpose"), consent=meta.get("consent"))
-                audited["at"] = at
                 lines.append(b'{"a":%s}\n' % dumps(audited))
             else:
                 lines.append(line)
