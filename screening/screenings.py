@@ -140,6 +140,9 @@ class JobRunner:
             thread.join(timeout)
         if self._worker is not None:
             self._worker.stop(timeout)
+        if self.queue is not None:  # its Redis connections; a new start makes a new one
+            self.queue.close()
+            self.queue = self._worker = None
 
     def wake(self) -> None:
         self._wake.set()
