@@ -176,11 +176,10 @@ class Jobs:
     def run(self, job_id: str, *, max_chunks: int | None = None,
             on_chunk: Callable[[JobStatus], None] | None = None) -> JobStatus:
         """Do the pending chunks in order; stop after ``max_chunks`` (state ``paused``)."""
-        self._spec(job_id)
+        spec = self._spec(job_id)
         self.set_state(job_id, "running")
         try:
-            renderer = self._renderer(self._spec(job_id))
-            spec = self._spec(job_id)  # as pinned (a job starting over has a new version)
+            renderer = self._renderer(spec)  # pins ``spec`` (a job starting over: in place)
             for done, index in enumerate(self.pending(job_id)):
                 if max_chunks is not None and done >= max_chunks:
                     self.set_state(job_id, "paused")

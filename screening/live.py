@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from indexer import identifiers
@@ -128,6 +128,39 @@ class BackboneRecorder:
             self.backbone.record(checks=checks, audits=audits)
 
 
+def apply_events(overlay: Overlay, events: Sequence[dict[str, Any]], *,
+                 upto: int | None = None,
+                 on_error: Callable[[Any, Exception], None] | None = None) -> bool:
+    """Apply logged events to ``overlay`` in order. An event that cannot apply (an entry
+    unknown here, a second listing …) is skipped, as on every replica, and given to
+    ``on_error``. True once ``upto`` events have applied (it stops there)."""
+    for event in events:
+        try:
+            overlay.apply(event)
+        except (RecordError, ScreeningError, KeyError, TypeError, ValueError) as exc:
+            if on_error is not None:
+                on_error(event, exc)
+            continue
+        if upto is not None and len(overlay.applied) >= upto:
+            return True
+    return False
+
+
+def replay(backbone: Any, overlay: Overlay, *, upto: int | None = None,
+           on_error: Callable[[Any, Exception], None] | None = None) -> str | None:
+    """Apply the backbone's event log from its start (``apply_events``), all of it or until
+    ``upto`` events have applied; the cursor after the last page read (None when it stopped
+    inside a page). Raises what ``read_events`` raises (``Unavailable``)."""
+    cursor: str | None = None
+    while True:
+        page = backbone.read_events(cursor, _PAGE)
+        if apply_events(overlay, page.items, upto=upto, on_error=on_error):
+            return None
+        cursor = page.next
+        if len(page.items) < _PAGE:
+            return cursor
+
+
 class LiveEvents:
     """The live-event overlay of the served snapshot, fed from the backbone's event log."""
 
@@ -157,31 +190,26 @@ class LiveEvents:
         return list(overlay.applied) if overlay is not None else list(loaded.applied_events)
 
     # -- building ----------------------------------------------------------------------
+    def _not_applied(self, event: Any, exc: Exception) -> None:
+        self.errors += 1
+        log.warning("live.event_not_applied id=%s reason=%s",
+                    event.get("id") if isinstance(event, dict) else None, exc)
+
     def _apply(self, overlay: Overlay, events: Sequence[dict[str, Any]]) -> None:
-        for event in events:
-            try:
-                if overlay.apply(event):
-                    self.applied_total += 1
-            except (RecordError, ScreeningError, KeyError, TypeError, ValueError) as exc:
-                self.errors += 1
-                log.warning("live.event_not_applied id=%s reason=%s",
-                            event.get("id") if isinstance(event, dict) else None, exc)
+        before = len(overlay.applied)
+        apply_events(overlay, events, on_error=self._not_applied)
+        self.applied_total += len(overlay.applied) - before
 
     def prepare(self, loaded: Loaded) -> None:
         """Build ``loaded``'s overlay and replay the whole log into it (before the swap; runs
         in the refresh thread, on an overlay no check can see yet)."""
         overlay = Overlay(loaded.snapshot)
-        cursor: str | None = None
         try:
-            while True:
-                page = self.backbone.read_events(cursor, _PAGE)
-                self._apply(overlay, page.items)
-                cursor = page.next
-                if len(page.items) < _PAGE:
-                    break
+            cursor = replay(self.backbone, overlay, on_error=self._not_applied)
         except Exception as exc:  # the tailer replays it after the swap instead
             log.warning("live.prepare_failed version=%s reason=%s", loaded.version, exc)
             return
+        self.applied_total += len(overlay.applied)
         self.last_read = time.time()
         self._prepared = (loaded, overlay, cursor)
 

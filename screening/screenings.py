@@ -46,14 +46,21 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from indexer.records import RecordError
 from indexer.snapshot import Snapshot
 
 from . import openapi
 from .accounts import Account
 from .distribute import DOWN, ChunkQueue, ChunkWorker
-from .errors import BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge, ScreeningError
+from .errors import (
+    BadRequest,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PayloadTooLarge,
+    ScreeningError,
+)
 from .jobs import Jobs, JobStatus, SnapshotUnavailable
+from .live import replay
 from .overlay import Overlay
 from .service import Service
 from .settings import Settings
@@ -312,20 +319,9 @@ class PrivateOverlays:
         if live is None:
             raise SnapshotUnavailable("events_unavailable", "the job decides on live events "
                                       "and this process has no backbone to read them from")
-        overlay, cursor = Overlay(snap), None
-        try:
-            while len(overlay.applied) < upto:
-                page = live.backbone.read_events(cursor, 1000)
-                for event in page.items:
-                    try:
-                        overlay.apply(event)
-                    except (RecordError, ScreeningError, KeyError, TypeError, ValueError):
-                        continue  # not applied by the service either
-                    if len(overlay.applied) == upto:
-                        break
-                cursor = page.next
-                if len(page.items) < 1000:
-                    break
+        overlay = Overlay(snap)
+        try:  # the events the service skips are skipped here too
+            replay(live.backbone, overlay, upto=upto)
         except ScreeningError as exc:  # Unavailable: the backbone is away
             raise SnapshotUnavailable("events_unavailable", exc.message) from None
         if len(overlay.applied) < upto:
