@@ -86,23 +86,24 @@ class Rules:
                     for target in m["targets"]:
                         self.by_key.setdefault((index[code], sc, target), []).append(m)
         a = snap.arrays
-        v = _view
-        # 1-D columns as typed memoryviews: indexing gives Python ints ~3x faster than numpy.
-        self.e_list = v(a["entry_list"])
-        self.e_from = v(a["entry_from"])
-        self.e_until = v(a["entry_until"])
-        self.e_end = v(a["entry_end"])
-        self.e_pub = v(a["entry_publicity"])
-        self.e_scope = v(a["entry_scope"])
-        self.e_subject = v(a["entry_subject"])
-        self.e_has_pieces = v(a["entry_has_pieces"])
-        self.pieces_off = v(a["entry_pieces_off"])
+        v = snap.view
+        # 1-D columns as typed memoryviews (shared with the snapshot's own lookups): indexing
+        # gives Python ints ~3x faster than numpy.
+        self.e_list = v("entry_list")
+        self.e_from = v("entry_from")
+        self.e_until = v("entry_until")
+        self.e_end = v("entry_end")
+        self.e_pub = v("entry_publicity")
+        self.e_scope = v("entry_scope")
+        self.e_subject = v("entry_subject")
+        self.e_has_pieces = v("entry_has_pieces")
+        self.pieces_off = v("entry_pieces_off")
         self.pieces = a["pieces"]
-        self.s_entries_off = v(a["subject_entries_off"])
-        self.s_entries = v(a["subject_entries"])
-        self.s_links_off = v(a["subject_links_off"])
+        self.s_entries_off = v("subject_entries_off")
+        self.s_entries = v("subject_entries")
+        self.s_links_off = v("subject_links_off")
         self.s_links = a["subject_links"]
-        self.s_named_off = v(a["subject_named_off"])
+        self.s_named_off = v("subject_named_off")
         self.s_named = a["subject_named"]
 
     def unlisted(self, scenario: str, adopted: frozenset[str]) -> tuple[int, list[dict[str, Any]]]:
@@ -120,11 +121,6 @@ class Rules:
             if len(self._unlisted) < 4096:
                 self._unlisted[key] = cached
         return cached[0], list(cached[1])
-
-
-def _view(arr: Any) -> Any:
-    """A typed memoryview of a 1-D array."""
-    return memoryview(arr)
 
 
 def rules_for(snap: Snapshot) -> Rules:
