@@ -192,10 +192,9 @@ class ChunkQueue:
         jobs = self.jobs
         jobs.prepare(job_id)  # may start the job over on the current snapshot
         jobs.set_state(job_id, "running")
-        pending = jobs.pending(job_id)
         published = True
         try:
-            self.publish(job_id, pending)
+            self.publish(job_id, jobs.pending(job_id))
         except DOWN as exc:
             log.warning("jobs.publish_failed id=%s (driving alone): %s", job_id, exc)
             published = False
@@ -203,11 +202,10 @@ class ChunkQueue:
         progress_at = time.monotonic()
         renewed_at = time.monotonic()
         while not stop():
-            st = jobs.status(job_id)
+            st = jobs.status(job_id)  # one read of the markers a poll
             if st.state == "failed":
                 return "failed"
-            pending = jobs.pending(job_id)
-            if not pending:
+            if st.chunks_done == st.chunks_total:
                 jobs.set_state(job_id, "done")
                 return "done"
             now = time.monotonic()
@@ -223,7 +221,9 @@ class ChunkQueue:
                     published = False
             if not published or now - progress_at > self.claim_idle:
                 # nobody is making progress (or Redis is away): do the next chunk here
-                jobs.run_chunk(job_id, pending[0], worker=self.consumer)
+                rest = jobs.pending(job_id)
+                if rest:
+                    jobs.run_chunk(job_id, rest[0], worker=self.consumer)
                 progress_at = time.monotonic()
                 continue
             time.sleep(poll)
