@@ -34,6 +34,7 @@ from .decision import CheckRequest
 from .errors import ScreeningError
 from .holder import Loaded, SnapshotHolder
 from .overlay import Overlay
+from .wire import BatchRequest, item_request
 
 log = logging.getLogger(__name__)
 
@@ -108,22 +109,28 @@ class BackboneRecorder:
         self._records(account, request, result, checks, audits)
         self.backbone.record(checks=checks, audits=audits)
 
-    def record_many(self, account: Account,
-                    items: Sequence[tuple[CheckRequest, Mapping[str, Any]]]) -> None:
-        batch = getattr(self.backbone, "record_batch", None)
-        if batch is not None:  # one write for the batch; compact lines in shipper mode
-            batch([(result, {"unit": account.unit, "scenario": request.scenario,
-                                   "region": request.region,
-                                   "subject": _subject_id(request, result),
-                                   "purpose": getattr(request, "purpose", None),
-                                   "consent": request.consent})
-                   if "check_id" in result else (None, self._failed(account, request))
-                   for request, result in items])
+    def record_batch(self, account: Account, batch: BatchRequest,
+                     items: Sequence[dict[str, Any]], results: Sequence[Mapping[str, Any]]
+                     ) -> None:
+        """The valid items of one batch request and their results (a decision, or the error
+        of an item the core refused), in order: one backbone call."""
+        fast = getattr(self.backbone, "record_batch", None)
+        if fast is not None:  # one write; one compact line in shipper mode
+            out: list[tuple[Any, Any, str | None]] = []
+            for item, result in zip(items, results):
+                if "check_id" in result:
+                    sid = (result.get("subject") or {}).get("id")
+                    if not isinstance(sid, str) or "*" in sid:
+                        sid = identifiers.normalize(item["subject"])
+                    out.append((result, sid, item.get("consent")))
+                else:
+                    out.append((None, self._failed(account, item_request(batch, item)), None))
+            fast(out, unit=account.unit, scenario=batch.scenario, region=batch.region)
             return
         checks: list[dict[str, Any]] = []
         audits: list[dict[str, Any]] = []
-        for request, result in items:
-            self._records(account, request, result, checks, audits)
+        for item, result in zip(items, results):
+            self._records(account, item_request(batch, item), result, checks, audits)
         if audits:
             self.backbone.record(checks=checks, audits=audits)
 

@@ -383,3 +383,58 @@ def test_redis_down_refuses_events_but_checks_answer(fixture_dirs: tuple[Path, P
     finally:
         bb.close(timeout=0.5)
         redis.stop()
+
+
+@pytest.mark.parametrize("shipper", [False, True], ids=["flusher", "shipper"])
+@pytest.mark.parametrize("who", ["agency", "public"])
+def test_a_batch_records_what_its_items_record_one_by_one(
+        fixture_dirs: tuple[Path, Path], tmp_path: Path, shipper: bool, who: str) -> None:  # noqa: F811
+    """A batch request is recorded with one write (one compact line in shipper mode), yet its
+    feedback and audit records are those its items would leave checked one at a time: hits,
+    clean subjects, a person (masked in feedback, hashed in the audit), a consent reference,
+    and an item the core refused (audited with no decision), in order."""
+    from tests.servicekit import PERSON_BLACK, PERSON_REP
+    from tests.test_backbone import whole_audit, whole_feed
+
+    snapshots, accounts = fixture_dirs
+    settings = Settings(snapshot=snapshots, accounts=accounts, data=tmp_path / "data")
+    bb = open_backbone(settings, interval=0.01, shipper=shipper)
+    holder = SnapshotHolder(snapshots)
+    holder.refresh()
+    client = ASGIClient(create_app(settings, holder=holder, backbone=bb, watch=False))
+    items = [{"subject": ORG_BLACK}, {"subject": ORG_CLEAN}, {"subject": "123"},
+             {"subject": PERSON_BLACK, "consent": "C-9"}, {"subject": PERSON_REP},
+             {"subject": ORG_SHARED}, {"subject": ORG_BLACK.lower()}]
+    body = {"scenario": "government_procurement", "as_of": AS_OF}
+    unit = {"agency": "350100-CZJ", "public": "PUBLIC-1"}[who]
+    try:
+        r = client.post("/v1/check/batch", headers=auth(who), json={**body, "subjects": items})
+        assert r.status_code == 200, r.text
+        batch_ids = [x.get("check_id") for x in r.json()["results"]]
+        assert batch_ids.count(None) == 1  # "123"
+        assert bb.flush(10)
+        n_audit = len(whole_audit(bb, unit))
+        n_feed = len(whole_feed(bb, COURT))
+        single_ids = []
+        for item in items:
+            r = client.post("/v1/check", headers=auth(who), json={**body, **item})
+            single_ids.append(r.json().get("check_id") if r.status_code == 200 else None)
+        assert [i is None for i in single_ids] == [i is None for i in batch_ids]
+        assert bb.flush(10)
+        audit = whole_audit(bb, unit)
+        assert len(audit) == 2 * n_audit == 2 * len(items)
+
+        def strip(rec: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in rec.items() if k not in ("check_id", "at")}
+
+        assert [a["check_id"] for a in audit] == batch_ids + single_ids
+        assert [strip(a) for a in audit[:len(items)]] == [strip(a) for a in audit[len(items):]]
+        assert all(a["subject"] is None or len(a["subject"]) == 64 for a in audit)
+        feed = whole_feed(bb, COURT)
+        assert len(feed) == 2 * n_feed > 0
+        half = len(feed) // 2
+        assert [strip(f) for f in feed[:half]] == [strip(f) for f in feed[half:]]
+        persons = [f for f in feed if f["subject"]["type"] == "person"]
+        assert persons and all("*" in f["subject"]["id"] for f in persons)
+    finally:
+        bb.close()

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from screening.backbone import Front, open_backbone, shipper as shipping
+from screening.backbone.records import subject_hash
 from screening.backbone.spool import ShipLock, read_batches, read_checkpoint, slot_id
 from screening.settings import Settings
 from tests.test_backbone import (ROOT, RedisServer, aud, kill_writer, kind,  # noqa: F401
@@ -341,11 +342,11 @@ def test_a_batch_is_recorded_item_by_item_in_order(tmp_path: Path, shipper: bool
     from tests.test_backbone import result
 
     bb = open_backbone(Settings(data=tmp_path / "data"), shipper=shipper, interval=0.01)
-    items: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
+    items: list[tuple[dict[str, Any] | None, Any, str | None]] = []
     for i in range(30):
         if i % 7 == 3:  # an item that failed validation: audited, no decision
             items.append((None, audit_record(unit="U1", scenario="bidding", subject=None,
-                                             decision=None)))
+                                             decision=None), None))
             continue
         hits = [("E-1", "court.dd", "法院A", "block")] if i % 3 == 0 else []
         if i % 5 == 0 and hits:  # a hit through an organisation names a person: full records
@@ -355,20 +356,22 @@ def test_a_batch_is_recorded_item_by_item_in_order(tmp_path: Path, shipper: bool
             res = hits_
         else:
             res = result(f"b-{i}", hits, person=i % 2 == 1)
-        items.append((res, {"unit": "U1", "scenario": "bidding", "region": "350100",
-                            "subject": res["subject"]["id"], "purpose": "招标",
-                            "consent": None}))
+        items.append((res, res["subject"]["id"], "C-7" if i % 4 == 0 else None))
     try:
-        bb.record_batch(items)
+        bb.record_batch(items, unit="U1", scenario="bidding", region="350100", purpose="招标")
         assert bb.flush(10)
         audit = whole_audit(bb)
         assert [a["check_id"] for a in audit] == [r["check_id"] if r else None
-                                                  for r, _ in items]
+                                                  for r, _, _ in items]
         assert [a["decision"] for a in audit] == [r["decision"] if r else None
-                                                  for r, _ in items]
+                                                  for r, _, _ in items]
+        assert [a["consent"] for a in audit] == [c for _, _, c in items]
+        assert [a["subject"] for a in audit] == [subject_hash(s) if r else None
+                                                 for r, s, _ in items]
+        assert {a["purpose"] for a in audit if a["check_id"]} == {"招标"}
         assert len({a["at"] for a in audit if a["check_id"]}) == 1  # one time for the batch
         feed = whole_feed(bb, "法院A")
-        hit_ids = [r["check_id"] for r, _ in items if r and r["hits"]]
+        hit_ids = [r["check_id"] for r, _, _ in items if r and r["hits"]]
         assert [f["check_id"] for f in feed] == hit_ids
         org_of = [f for f in feed if f["path"] == "org_of:legal_rep"]
         assert org_of and all(f["via"]["id"] == "1101051949****002X" for f in org_of)

@@ -37,7 +37,15 @@ from ..errors import NotFound, Unavailable
 from . import shipper as shipping
 from .events import ExportResult
 from .ratelimit import Admission
-from .records import Page, audit_record, check_record, now_iso, query_line
+from .records import (
+    Page,
+    audit_record,
+    batch_line,
+    check_record,
+    now_iso,
+    query_item,
+    query_line,
+)
 from .spool import ShipLock, Spool, read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -163,41 +171,43 @@ class Front:
                                           "consent": consent})
         self.record(checks=[made] if made else [], audits=[audited])
 
-    def record_batch(self, items: Sequence[tuple[dict[str, Any] | None, dict[str, Any]]]
-                     ) -> None:
-        """The items of one batch request, in order, with one write: ``(result, meta)`` for a
-        decided item (``meta``: ``record_check``'s keyword arguments) and ``(None, audit)`` for
-        an item that failed (its audit record). In shipper mode a decided item is one compact
-        line, as ``record_check`` writes it, all stamped with one time."""
+    def record_batch(self, items: Sequence[tuple[dict[str, Any] | None, Any, str | None]], *,
+                     unit: str, scenario: str, region: str | None,
+                     purpose: str | None = None) -> None:
+        """The items of one batch request, in order, with one write, all stamped with one
+        time: ``(result, subject, consent)`` for a decided item (``subject``: its normalised
+        identifier, as ``record_check`` takes it) and ``(None, audit, None)`` for an item that
+        failed (its audit record). In shipper mode the batch is one compact line
+        (``records.batch_line``) that the shipper expands."""
         at = now_iso()
+        meta = {"unit": unit, "scenario": scenario, "region": region, "purpose": purpose}
         if self.spool.keep:  # a flusher thread ships them: build the records here
             checks: list[dict[str, Any]] = []
             audits: list[dict[str, Any]] = []
-            for result, meta in items:
+            for result, subject, consent in items:
                 if result is None:
-                    audits.append(meta)
+                    audits.append(subject)
                     continue
-                made, audited = _records(result, meta, at)
+                made, audited = _records(result, {**meta, "subject": subject,
+                                                  "consent": consent}, at)
                 if made:
                     checks.append(made)
                 audits.append(audited)
             self.record(checks=checks, audits=audits)
             return
-        lines: list[bytes] = []
-        for result, meta in items:
+        compact: list[Any] = []
+        for result, subject, consent in items:
             if result is None:
-                lines.append(b'{"a":%s}\n' % dumps(meta))
-                continue
-            line = query_line(result, at=at, **meta)
-            if line is None:  # a hit names a person through an organisation: full records
-                made, audited = _records(result, meta, at)
-                if made:
-                    lines.append(b'{"c":%s}\n' % dumps(made))
-                lines.append(b'{"a":%s}\n' % dumps(audited))
-            else:
-                lines.append(line)
-        if lines:
-            self._append(b"".join(lines))
+                compact.append({"a": subject})
+            elif (item := query_item(result, subject=subject, consent=consent)) is not None:
+                compact.append(item)
+            else:  # a hit names a person through an organisation: full records, built here
+                made, audited = _records(result, {**meta, "subject": subject,
+                                                  "consent": consent}, at)
+                compact.append({"c": made, "a": audited} if made else {"a": audited})
+        if compact:
+            self._append(batch_line(compact, at=at, unit=unit, scenario=scenario, region=region,
+                                    purpose=purpose))
 
     def record_checks(self, items: Sequence[dict[str, Any]]) -> None:
         self.record(checks=items)

@@ -155,28 +155,60 @@ def audit_record(*, unit: str, scenario: str | None, subject: str | None,
             "check_id": check_id}
 
 
-def query_line(result: dict[str, Any], *, unit: str, scenario: str, region: str | None,
-               subject: str | None, purpose: str | None = None,
-               consent: str | None = None, at: str | None = None) -> bytes | None:
-    """One completed check as a compact spool line, ``{"q": [...]}`` and a newline, from which
-    ``expand_query`` builds exactly ``check_record`` (if it hit) and ``audit_record``: the
-    request path of a shipper-mode front only encodes, the shipper builds the records. The
-    subject is hashed and a person's ID number masked here (the spool never holds either in
-    clear); ``None`` when a hit carries a person ID number (``org_of:`` paths: build the
-    records on the request path instead). ``at``: the time of the check (default now; the
-    items of one batch share it)."""
+def query_item(result: dict[str, Any], *, subject: str | None,
+               consent: str | None = None) -> list[Any] | None:
+    """The per-check part of a compact line: ``[consent, subject hash, check id, decision,
+    snapshot, subject type, subject id (a person's masked), hits]``. The subject is hashed and a
+    person's ID number masked here (the spool never holds either in clear); ``None`` when a hit
+    carries a person ID number (``org_of:`` paths: build the records on the request path
+    instead)."""
     hits = result.get("hits") or []
     for h in hits:
         if h.get("via") is not None and (h.get("path") or "").startswith("org_of:"):
             return None
     sub = result.get("subject") or {}
     sid = sub.get("id")
-    if sub.get("type") == "person":
+    kind = sub.get("type")
+    if kind == "person":
         sid = _mask_person(sid)
-    return b'{"q":%s}\n' % _dumps([
-        at or now_iso(), unit, scenario, region, purpose, consent,
-        subject_hash(subject) if subject else None, result["check_id"],
-        result.get("decision"), result.get("snapshot"), sub.get("type"), sid, hits])
+    return [consent, subject_hash(subject) if subject else None, result["check_id"],
+            result.get("decision"), result.get("snapshot"), kind, sid, hits]
+
+
+def query_line(result: dict[str, Any], *, unit: str, scenario: str, region: str | None,
+               subject: str | None, purpose: str | None = None,
+               consent: str | None = None, at: str | None = None) -> bytes | None:
+    """One completed check as a compact spool line, ``{"q": [...]}`` and a newline, from which
+    ``expand_query`` builds exactly ``check_record`` (if it hit) and ``audit_record``: the
+    request path of a shipper-mode front only encodes, the shipper builds the records.
+    ``[at, unit, scenario, region, purpose]`` followed by ``query_item``; ``None`` where
+    ``query_item`` is. ``at``: the time of the check (default now)."""
+    item = query_item(result, subject=subject, consent=consent)
+    if item is None:
+        return None
+    return b'{"q":%s}\n' % _dumps([at or now_iso(), unit, scenario, region, purpose, *item])
+
+
+def batch_line(items: list[Any], *, at: str, unit: str, scenario: str, region: str | None,
+               purpose: str | None = None) -> bytes:
+    """The checks of one batch request as one compact spool line, ``{"qb": [head, items]}``:
+    ``head`` is what the items share (``[at, unit, scenario, region, purpose]``), each item a
+    ``query_item`` list, or a dict of full records (``{"c": check, "a": audit}``, ``"c"``
+    only for a hit) for an item that cannot be compact or failed. ``expand_batch`` reads it
+    back in order."""
+    return b'{"qb":%s}\n' % _dumps([[at, unit, scenario, region, purpose], items])
+
+
+def expand_batch(qb: list[Any]) -> Iterator[tuple[dict[str, Any] | None, dict[str, Any]]]:
+    """``(feedback record or None, audit record)`` for each item of a ``batch_line``."""
+    head, items = qb
+    if not isinstance(head, list) or len(head) != 5 or not isinstance(items, list):
+        raise ValueError("not a batch line")
+    for item in items:
+        if isinstance(item, list):
+            yield expand_query([*head, *item])
+        else:
+            yield item.get("c"), item["a"]
 
 
 def expand_query(q: list[Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:

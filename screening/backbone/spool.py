@@ -14,9 +14,11 @@ process, or a sibling worker, adopts the slot and ships what is left)::
 the process once it returns): ``{"c": [checks], "a": [audits]}`` (flusher thread), or one line a
 record, ``{"c": {check}}`` / ``{"a": {audit}}`` (shipper mode: the reader takes each record's
 bytes from its line instead of encoding it again), or one compact line a check, ``{"q": [...]}``
-(``records.query_line``: the reader builds its check and audit records); readers accept all. ``cut`` appends ``{"cut": <ms>}`` and closes a *batch*: the records since the
-previous cut. Batch boundaries live in the file, so a batch replayed after a crash has exactly
-the same records and id as the first try, and the backbone applies each id at most once.
+(``records.query_line``: the reader builds its check and audit records), or one compact line a
+batch request, ``{"qb": [...]}`` (``records.batch_line``); readers accept all. ``cut`` appends
+``{"cut": <ms>}`` and closes a *batch*: the records since the previous cut. Batch boundaries
+live in the file, so a batch replayed after a crash has exactly the same records and id as
+the first try, and the backbone applies each id at most once.
 The flusher ``fsync``s at each cut (group commit) before shipping, then moves the checkpoint.
 The module-level functions (``read_batches``, ``commit``, ``has_cut`` …) work on a slot's files
 without owning it, for a shipper process (``screening.backbone.shipper``) under the slot's
@@ -41,7 +43,7 @@ import orjson
 
 from ..errors import Invalid
 from . import logfile
-from .records import expand_query
+from .records import expand_batch, expand_query
 
 SEGMENT_BYTES = 64 << 20
 QUEUED_BATCHES = 256
@@ -352,6 +354,17 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
                     raw_checks.append(orjson.dumps(check))
                 audits.append(audit)
                 raw_audits.append(orjson.dumps(audit))
+            elif isinstance(qb := obj.get("qb"), list):  # a batch request's checks, in order
+                try:
+                    expanded = list(expand_batch(qb))
+                except (ValueError, TypeError, KeyError, AttributeError, Invalid):
+                    continue  # not a batch line this version can read: skipped like a torn one
+                for check, audit in expanded:
+                    if check is not None:
+                        checks.append(check)
+                        raw_checks.append(orjson.dumps(check))
+                    audits.append(audit)
+                    raw_audits.append(orjson.dumps(audit))
             elif isinstance(c, dict):  # one record a line: its bytes as the request path made them
                 checks.append(c)
                 raw_checks.append(line[5:-1])
