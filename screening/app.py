@@ -44,6 +44,7 @@ from indexer.records import RecordError
 
 from . import __version__, openapi
 from .accounts import Account, Accounts, require
+from .backbone.events import StaleLog
 from .errors import Forbidden, Invalid, ScreeningError, Unavailable
 from .fastpath import INTERNAL, Coalescer, ScreeningAPI
 from .holder import SnapshotHolder
@@ -56,6 +57,7 @@ from .settings import Settings
 from .wire import decode, read_body
 
 MAX_EVENTS = 1000  # events in one POST /v1/events
+EVENT_ATTEMPTS = 8  # judge-and-append rounds of one POST /v1/events racing other replicas
 MAX_PAGE = 1000  # largest ``limit`` of the paged reads
 
 log = logging.getLogger(__name__)
@@ -390,15 +392,27 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
         bb = need_backbone()
         holder.require()
         # One request of this process at a time from judging to appending, so two concurrent
-        # requests cannot both pass against the same state (e.g. list one entry id twice).
+        # requests cannot both pass against the same state (e.g. list one entry id twice);
+        # across workers and replicas the append is conditional on the log being where it
+        # was judged (``after``): if another appended meanwhile, catch up and judge again.
         async with events_lock:
-            overlay = await service.live.catch_up()
-            if overlay is None:
-                holder.require()
-                raise Unavailable("no_snapshot", "no snapshot is loaded yet; try again shortly")
-            fresh = _judge_events(overlay, account, events)
-            if fresh:
-                await asyncio.to_thread(bb.append_events, fresh)
+            for _ in range(EVENT_ATTEMPTS):
+                overlay = await service.live.catch_up()
+                if overlay is None:
+                    holder.require()
+                    raise Unavailable("no_snapshot", "no snapshot is loaded yet; try again "
+                                      "shortly")
+                fresh = _judge_events(overlay, account, events)
+                if not fresh:
+                    break
+                try:
+                    await asyncio.to_thread(bb.append_events, fresh, service.live.cursor)
+                    break
+                except StaleLog:
+                    continue
+            else:
+                raise Unavailable("events_busy", "other replicas kept appending events while "
+                                  "these were judged; nothing was accepted, try again")
             accepted = list(dict.fromkeys(str(e["id"]) for e in events))
         try:  # this replica applies them at once (read your writes); the others tail the log
             await service.live.catch_up()

@@ -191,6 +191,31 @@ def test_events_idempotent_and_paged(bb: Front) -> None:
         bb.read_events("not a cursor")
 
 
+def test_append_is_conditional_on_the_log_the_events_were_judged_against(bb: Front) -> None:
+    """``append_events(events, after=cursor)`` appends only if nothing was appended after
+    ``cursor`` (another replica's events): otherwise ``StaleLog`` and nothing appended. An
+    empty log is ``None``; the cursor ``read_events`` returns is the one to pass."""
+    from screening.backbone.events import StaleLog
+
+    ev = [{"id": f"V-{i}", "at": "2026-05-01", "entry": "E-1", "type": "objection_opened"}
+          for i in range(4)]
+    empty = bb.read_events(None).next
+    assert bb.append_events(ev[:1], None) == ["V-0"]  # nothing before: None holds
+    with pytest.raises(StaleLog):
+        bb.append_events(ev[1:2], None)  # V-0 came after "nothing"
+    with pytest.raises(StaleLog):
+        bb.append_events(ev[1:2], empty)
+    seen = bb.read_events(None).next
+    assert bb.append_events(ev[1:3], seen) == ["V-1", "V-2"]
+    with pytest.raises(StaleLog):
+        bb.append_events(ev[3:], seen)  # V-1 and V-2 came after it
+    assert [e["id"] for e in bb.read_events(None).items] == ["V-0", "V-1", "V-2"]
+    now = bb.read_events(None).next
+    assert bb.append_events([ev[2]], now) == ["V-2"]  # a re-post appends nothing
+    assert bb.append_events(ev[3:], now) == ["V-3"]
+    assert [e["id"] for e in bb.read_events(None).items] == ["V-0", "V-1", "V-2", "V-3"]
+
+
 def test_wait_events_wakes_within_a_second(bb: Front) -> None:
     cursor = bb.read_events(None).next
     assert bb.wait_events(cursor, timeout=0.05).items == []

@@ -233,6 +233,40 @@ def test_concurrent_requests_cannot_both_list_one_entry(live: Live) -> None:
     assert len(live.applied()) == 1
 
 
+def test_replicas_racing_cannot_both_list_one_entry(dirs: tuple[Path, Path],
+                                                    tmp_path: Path) -> None:
+    """Across processes the append is conditional on the log the events were judged against.
+    Two replicas on one backbone: while replica A is between judging its listing and
+    appending it, replica B lists the same entry id. A's append finds the log moved, A
+    catches up, judges again and refuses its listing as a duplicate — so no acknowledged
+    event is one that every replica then skips. Both replicas end up applying B's."""
+    snapshots, accounts = dirs
+    settings = Settings(snapshot=snapshots, accounts=accounts, data=tmp_path / "data")
+    a, b = Live(settings, snapshots), Live(settings, snapshots)
+    theirs = make_org(151)
+    raced: list[int] = []
+    append = a.bb.append_events
+
+    def b_first(events: list[dict[str, Any]], after: Any = "*") -> list[str]:
+        if not raced:  # B gets in between A's judgement and A's append, once
+            raced.append(b.post("issuer", listed("V-B1", "E-R1", theirs)).status_code)
+        return append(events, after)
+
+    a.bb.append_events = b_first  # type: ignore[method-assign]
+    try:
+        r = a.post("issuer", listed("V-A1", "E-R1", make_org(152)))
+        assert raced == [202]
+        refused(r, 422, "duplicate_id", 0)
+        assert a.applied() == b.applied() == ["V-B1"]
+        assert a.decision(theirs) == b.decision(theirs) == "block"
+        # with no race, the append goes through at the first attempt
+        assert a.post("issuer", ev("V-A2", "E-R1", "revoked")).status_code == 202
+        assert a.decision(theirs) == "pass"
+    finally:
+        a.close()
+        b.close()
+
+
 # -- gap 2: re-posted ids are authorised, and never replaced ------------------------------------
 def test_identical_repost_is_idempotent_for_the_issuer(live: Live) -> None:
     revoke = ev("V-R1", "E-1", "revoked")

@@ -35,7 +35,7 @@ from indexer import clock
 from ..errors import Forbidden, Invalid, NotFound, Unavailable
 from . import logfile
 from .archive import DEFAULT_KEEP_DAYS, AuditFiles, days_before
-from .events import ExportResult, export_events
+from .events import UNCHECKED, ExportResult, StaleLog, export_events
 from .ratelimit import Admission, LocalLimiter
 from .records import Page, authorities, check_event, day_of, feed_items, outcome_record
 from .stats import Key, check_by, check_month, count_checks, count_queries, rows
@@ -90,9 +90,20 @@ class EmbeddedStore:
         self.events_read_at: float | None = None
 
     # -- live events ------------------------------------------------------------------------
-    def append_events(self, events: list[dict[str, Any]]) -> list[str]:
+    def append_events(self, events: list[dict[str, Any]], after: str | None = UNCHECKED
+                      ) -> list[str]:
+        """Append each event whose id the log does not hold yet; return every id. ``after``:
+        the cursor of the log as the caller judged the events (None: an empty log) — if an
+        event was appended after it, raise ``StaleLog`` and append nothing. The events
+        file's ``flock`` makes the check and the append one step for every process."""
         ids = [check_event(e) for e in events]
         with self._lock, logfile.locked(self.events_path) as fd:
+            if after != UNCHECKED:
+                judged = offset_cursor(after, "after")
+                size = os.fstat(fd).st_size
+                if size > judged and logfile.decode(
+                        os.pread(fd, size - judged, judged).split(b"\n")):
+                    raise StaleLog(f"events were appended after {after}")
             self._catch_up(fd)
             fresh, seen = [], set()
             for event_id, event in zip(ids, events):

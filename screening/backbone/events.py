@@ -23,6 +23,15 @@ from . import logfile
 from .records import Page
 
 
+class StaleLog(Exception):
+    """``append_events(..., after=cursor)``: events were appended after ``cursor`` (by another
+    replica or worker) since the caller judged against the log up to it; nothing was
+    appended. Catch up, judge again, retry."""
+
+
+UNCHECKED = "*"  # ``append_events``' default ``after``: append whatever the log holds
+
+
 @dataclass(frozen=True, slots=True)
 class ExportResult:
     path: Path | None  # None: nothing new to export

@@ -35,7 +35,7 @@ import orjson
 
 from ..errors import NotFound, Unavailable
 from . import shipper as shipping
-from .events import ExportResult
+from .events import UNCHECKED, ExportResult
 from .ratelimit import Admission
 from .records import (
     Page,
@@ -376,8 +376,9 @@ class Front:
                 orphan.close()
 
     # -- everything else goes to the store --------------------------------------------------
-    def append_events(self, events: list[dict[str, Any]]) -> list[str]:
-        return self.store.append_events(events)  # type: ignore[no-any-return]
+    def append_events(self, events: list[dict[str, Any]], after: str | None = UNCHECKED
+                      ) -> list[str]:
+        return self.store.append_events(events, after)  # type: ignore[no-any-return]
 
     def read_events(self, after: str | None = None, limit: int = 1000) -> Page:
         return self.store.read_events(after, limit)  # type: ignore[no-any-return]

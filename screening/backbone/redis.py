@@ -41,7 +41,7 @@ from indexer import clock
 from ..errors import Forbidden, Invalid, NotFound, Unavailable
 from .archive import DEFAULT_KEEP_DAYS, AuditFiles, days_before
 from .embedded import OUTCOME_DAYS, day_cursor, public
-from .events import ExportResult, export_events
+from .events import UNCHECKED, ExportResult, StaleLog, export_events
 from .ratelimit import GCRA_LUA, Admission, LocalLimiter, parameters
 from .records import Page, authorities, check_event, day_of, feed_items, outcome_record
 from .stats import SEP, check_by, check_month, increments, rows
@@ -51,9 +51,17 @@ FEED_DAYS = 400
 BATCH_TTL = 7 * 86400
 DOWN = (redis_py.ConnectionError, redis_py.TimeoutError)
 
+# ARGV[1]: the id of the last event the caller judged against ("0-0": none; "*": do not
+# check), then id/event pairs; STALE (nothing appended) if the stream has moved past ARGV[1]
 APPEND_EVENTS_LUA = """
+if ARGV[1] ~= '*' then
+  local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+  local tail = '0-0'
+  if #last > 0 then tail = last[1][1] end
+  if tail ~= ARGV[1] then return redis.error_reply('STALE the event log moved') end
+end
 local out = {}
-for i = 1, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
   local sid = redis.call('HGET', KEYS[2], ARGV[i])
   if not sid then
     sid = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i + 1])
@@ -140,16 +148,26 @@ class RedisStore:
         return value
 
     # -- live events ------------------------------------------------------------------------
-    def append_events(self, events: list[dict[str, Any]]) -> list[str]:
+    def append_events(self, events: list[dict[str, Any]], after: str | None = UNCHECKED
+                      ) -> list[str]:
         """Accept events once per id (AOF-backed); unavailable while Redis is unreachable —
-        an event must reach every replica, so no replica accepts one alone."""
+        an event must reach every replica, so no replica accepts one alone. ``after``: the
+        cursor (stream id) the caller judged the events against (None: an empty log); if
+        the stream moved past it, ``StaleLog`` and nothing appended (one Lua script: the
+        check and the append are atomic across replicas)."""
         ids = [check_event(e) for e in events]
-        args: list[Any] = []
+        args: list[Any] = [UNCHECKED if after == UNCHECKED
+                           else stream_cursor(after, "after") or "0-0"]
         for event_id, event in zip(ids, events):
             args += [event_id, orjson.dumps(event)]
-        if args:
-            self._call(lambda: self._append(keys=[self.p + "events", self.p + "event-ids"],
-                                            args=args))
+        if len(args) > 1:
+            try:
+                self._call(lambda: self._append(keys=[self.p + "events",
+                                                      self.p + "event-ids"], args=args))
+            except redis_py.ResponseError as exc:
+                if str(exc).startswith("STALE"):
+                    raise StaleLog(str(exc)) from None
+                raise
         return list(dict.fromkeys(ids))
 
     def read_events(self, after: str | None = None, limit: int = 1000) -> Page:
