@@ -8,6 +8,8 @@ when its prefix is a prefix of the other's. ``national`` scope covers every regi
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 NATIONAL = "national"
 
 
@@ -19,15 +21,21 @@ def region_prefix(code: str) -> str:
     """Normalise a region/scope to its prefix; ``national`` → ``""``."""
     if not isinstance(code, str):
         raise BadRegion(f"a region is a string, not {type(code).__name__}")
+    return _prefix(code)
+
+
+@lru_cache(maxsize=4096)  # every check asks for its caller's region: a few thousand codes
+def _prefix(code: str) -> str:
     if code == NATIONAL:
         return ""
     if len(code) not in (2, 4, 6) or not code.isascii() or not code.isdigit():
         raise BadRegion(f"{code!r} is not 'national' or a 2-, 4- or 6-digit region code")
-    while code.endswith("00"):
-        code = code[:-2]
-    if not code:
+    prefix = code
+    while prefix.endswith("00"):
+        prefix = prefix[:-2]
+    if not prefix:
         raise BadRegion(f"{code!r} is not a region code")
-    return code
+    return prefix
 
 
 def covers(scope_prefix: str, region_prefix_: str) -> bool:
