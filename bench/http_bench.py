@@ -178,18 +178,25 @@ end
 
 
 # -- running ---------------------------------------------------------------------------------
-def _wait_ready(proc: subprocess.Popen[Any], port: int, kind: str) -> None:
+def _ready(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return s.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def _wait_ready(proc: subprocess.Popen[Any], port: int, kind: str, streak: int = 1) -> None:
+    """Until ``streak`` readiness probes in a row answer 200 (with several workers, each
+    probe's connection goes to whichever worker accepts it: a streak makes it very likely
+    that every worker has loaded the snapshot)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{kind} server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if s.recv(64).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
+        if all(_ready(port) for _ in range(streak)):
+            return
         time.sleep(0.2)
     raise RuntimeError(f"{kind} server did not become ready")
 
@@ -278,7 +285,7 @@ def batch_throughput(port: int, body: bytes, n_subjects: int, duration: float,
                 r = c.post("/v1/check/batch", content=body)
                 answered = r.content.count(b'"check_id"') + r.content.count(b'{"error"')
                 if r.status_code != 200 or answered != n_subjects:
-                    failures.append(f"{r.status_code}: {answered} answers")
+                    failures.append(f"{r.status_code}: {answered} answers {r.content[:200]!r}")
                 done.append(time.perf_counter() - t)
 
     started = time.monotonic()
@@ -289,6 +296,8 @@ def batch_throughput(port: int, body: bytes, n_subjects: int, duration: float,
         t.join()
     elapsed = time.monotonic() - started
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    if failures:
+        print(f"batch failures: {len(failures)}, first: {failures[0]}", file=sys.stderr)
     return {"requests": len(done), "failures": len(failures),
             "subjects_per_s": len(done) * n_subjects / elapsed,
             "mean_request_s": sum(done) / max(1, len(done))}
@@ -304,7 +313,7 @@ def cli_server(snapshot: Path, accounts: Path, workers: int) -> Iterator[int]:
     env = dict(os.environ, SCREENING_LOG_LEVEL="warning")
     proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent, env=env)
     try:
-        _wait_ready(proc, port, "cli")
+        _wait_ready(proc, port, "cli", streak=10 * workers)
         yield port
     finally:
         _stop(proc)
