@@ -125,7 +125,8 @@ class BackboneRecorder:
                     out.append((result, sid, item.get("consent")))
                 else:
                     out.append((None, self._failed(account, item_request(batch, item)), None))
-            fast(out, unit=account.unit, scenario=batch.scenario, region=batch.region)
+            fast(out, unit=account.unit, scenario=batch.scenario, region=batch.region,
+                 purpose=batch.purpose)
             return
         checks: list[dict[str, Any]] = []
         audits: list[dict[str, Any]] = []

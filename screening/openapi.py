@@ -78,6 +78,8 @@ class BatchBody(BaseModel):
     subjects: list[BatchItem]
     region: str | None = None
     as_of: str | None = None
+    purpose: str | None = Field(None, description="why the subjects are checked (e.g. a tender "
+                                "number); recorded in the audit record of every item")
 
 
 class ErrorDetail(BaseModel):

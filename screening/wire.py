@@ -38,7 +38,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 
 CHECK_FIELDS = ("subject", "scenario", "type", "name", "region", "as_of", "consent", "purpose")
-BATCH_FIELDS = ("scenario", "subjects", "region", "as_of")
+BATCH_FIELDS = ("scenario", "subjects", "region", "as_of", "purpose")
 ITEM_FIELDS = ("subject", "type", "name", "consent")
 AS_OF_RANGE = ("1800-01-01", "9000-01-01")  # as_of outside: 422 bad_as_of
 _AS_OF_MIN, _AS_OF_MAX = (clock.parse_instant(d) for d in AS_OF_RANGE)
@@ -53,6 +53,7 @@ class BatchRequest:
     region: str | None
     as_of: str | None
     items: list[Any]  # raw items: each is parsed on its own, so a bad one fails alone
+    purpose: str | None = None  # recorded in every item's audit record, not decided on
 
 
 def decode(body: bytes) -> dict[str, Any]:
@@ -163,7 +164,7 @@ def batch_request(obj: dict[str, Any], max_batch: int) -> BatchRequest:
     if as_of is not None:
         check_as_of(as_of)
     return BatchRequest(scenario=scenario, region=_optional(obj, "region"), as_of=as_of,
-                        items=items)
+                        items=items, purpose=_optional(obj, "purpose"))
 
 
 def batch_item(item: Any, index: int) -> dict[str, Any]:
@@ -188,7 +189,7 @@ def batch_item(item: Any, index: int) -> dict[str, Any]:
 def item_request(batch: BatchRequest, item: dict[str, Any]) -> CheckRequest:
     """The ``CheckRequest`` a valid batch item stands for (given to the recorder)."""
     return CheckRequest(item["subject"], batch.scenario, item.get("type"), item.get("name"),
-                        batch.region, batch.as_of, item.get("consent"))
+                        batch.region, batch.as_of, item.get("consent"), batch.purpose)
 
 
 async def read_body(receive: Receive, content_length: bytes | str | None, limit: int) -> bytes:

@@ -405,7 +405,7 @@ def test_a_batch_records_what_its_items_record_one_by_one(
     items = [{"subject": ORG_BLACK}, {"subject": ORG_CLEAN}, {"subject": "123"},
              {"subject": PERSON_BLACK, "consent": "C-9"}, {"subject": PERSON_REP},
              {"subject": ORG_SHARED}, {"subject": ORG_BLACK.lower()}]
-    body = {"scenario": "government_procurement", "as_of": AS_OF}
+    body = {"scenario": "government_procurement", "as_of": AS_OF, "purpose": "（2026）招标7号"}
     unit = {"agency": "350100-CZJ", "public": "PUBLIC-1"}[who]
     try:
         r = client.post("/v1/check/batch", headers=auth(who), json={**body, "subjects": items})
@@ -430,6 +430,7 @@ def test_a_batch_records_what_its_items_record_one_by_one(
         assert [a["check_id"] for a in audit] == batch_ids + single_ids
         assert [strip(a) for a in audit[:len(items)]] == [strip(a) for a in audit[len(items):]]
         assert all(a["subject"] is None or len(a["subject"]) == 64 for a in audit)
+        assert {a["purpose"] for a in audit} == {"（2026）招标7号"}
         feed = whole_feed(bb, COURT)
         assert len(feed) == 2 * n_feed > 0
         half = len(feed) // 2
