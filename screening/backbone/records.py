@@ -95,8 +95,17 @@ def check_record(result: dict[str, Any], *, unit: str, scenario: str,
     if not hits:
         return None
     subject = result.get("subject") or {}
-    if subject.get("type") == "person":
-        subject = {**subject, "id": _mask_person(subject.get("id"))}
+    return _record(result["check_id"], normal_time(at) if at else now_iso(), unit, scenario,
+                   region, subject.get("type"), subject.get("id"), result.get("decision"),
+                   result.get("snapshot"), hits)
+
+
+def _record(check_id: str, at: str, unit: str, scenario: str, region: str | None,
+            subject_type: str | None, subject_id: str | None, decision: str | None,
+            snapshot: str | None, hits: list[dict[str, Any]]) -> dict[str, Any]:
+    """``check_record``'s dict from its parts (a person's number masked here, idempotently)."""
+    if subject_type == "person":
+        subject_id = _mask_person(subject_id)
     recorded = []
     for h in hits:
         via = h.get("via")
@@ -113,11 +122,9 @@ def check_record(result: dict[str, Any], *, unit: str, scenario: str,
                          "path": path, "via": via, "authority": h.get("authority"),
                          "measures": measures, "action": action})
     return {
-        "check_id": result["check_id"], "at": normal_time(at) if at else now_iso(),
-        "unit": unit, "scenario": scenario, "region": region,
-        "subject": {"type": subject.get("type"), "id": subject.get("id")},
-        "decision": result.get("decision"), "snapshot": result.get("snapshot"),
-        "hits": recorded,
+        "check_id": check_id, "at": at, "unit": unit, "scenario": scenario, "region": region,
+        "subject": {"type": subject_type, "id": subject_id},
+        "decision": decision, "snapshot": snapshot, "hits": recorded,
     }
 
 
@@ -215,11 +222,8 @@ def expand_query(q: list[Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """The feedback record (None without hits) and audit record of a ``query_line``."""
     (at, unit, scenario, region, purpose, consent, hashed, check_id, decision, snapshot,
      subject_type, subject_id, hits) = q
-    check = check_record({"check_id": check_id, "decision": decision, "snapshot": snapshot,
-                          "subject": {"type": subject_type, "id": subject_id}, "hits": hits},
-                         unit=unit, scenario=scenario, region=region) if hits else None
-    if check is not None:
-        check["at"] = at  # the time of the check, as the request path took it
+    check = _record(check_id, at, unit, scenario, region, subject_type, subject_id, decision,
+                    snapshot, hits) if hits else None  # at: as the request path took it
     audit = {"at": at, "unit": unit, "endpoint": "check", "scenario": scenario,
              "subject": hashed, "purpose": purpose, "consent": consent, "decision": decision,
              "check_id": check_id}
