@@ -328,8 +328,16 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
     @app.get("/metrics", tags=["operations"], response_class=Response,
              responses={200: {"content": {"text/plain": {}}}})
     async def metrics() -> Response:
-        """Prometheus metrics: requests by route and decision, latency, snapshot version."""
-        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+        """Prometheus metrics: requests by route and decision, latency, snapshot version,
+        backbone health (degraded, spool backlog, live events' age and count)."""
+        status: dict[str, Any] | None = None
+        bb = app.backbone
+        if bb is not None:
+            status = {"backbone": await asyncio.to_thread(backbone_status, bb)}
+            loaded = holder.current
+            if loaded is not None and service.live is not None:
+                status["applied"] = len(service.live.applied(loaded))
+        return Response(service.metrics.render(status), media_type=CONTENT_TYPE)
 
     # -- the backbone: live events, feedback, statistics, audit (SPEC §6, issue 4) ---------
     def account_of(request: Request, tier: str | None = None) -> Account:

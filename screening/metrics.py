@@ -11,6 +11,12 @@
   ``screening_snapshot_age_seconds``, ``screening_snapshot_loaded``,
   ``screening_snapshot_swaps_total``, ``screening_snapshot_refusals_total`` — read from the
   holder at scrape time.
+* ``screening_backbone_degraded`` (1 while feedback and audit wait in the spool for an
+  unreachable backbone), ``screening_backbone_spool_bytes`` (records of this process not yet
+  in the backbone: a shipper falling behind shows here first),
+  ``screening_live_events_age_seconds`` (since live events were last read: how stale they may
+  be), ``screening_live_events_applied`` (on the snapshot being served) — given to ``render``
+  by the ``/metrics`` route, which reads the backbone's status off the event loop.
 
 An observation is a few integer additions on plain Python lists (no locks: observations are
 made on the event loop's thread); prometheus-client renders them through a custom collector.
@@ -146,6 +152,28 @@ class Metrics(Collector):
         yield CounterMetricFamily("screening_recorder_errors", "Checks the recorder failed "
                                   "to take", value=counts["recorder_errors"])
         yield from self._snapshot()
+        yield from self._backbone(self._status)
+
+    @staticmethod
+    def _backbone(status: dict[str, Any] | None) -> Iterator[Metric]:
+        if status is None:
+            return
+        backbone = status.get("backbone")
+        if backbone is not None:
+            yield GaugeMetricFamily("screening_backbone_degraded", "1 while the backbone is "
+                                    "degraded (feedback and audit wait in the spool)",
+                                    value=1 if backbone.get("degraded") else 0)
+            if backbone.get("spool_bytes") is not None:
+                yield GaugeMetricFamily("screening_backbone_spool_bytes", "Spooled records of "
+                                        "this process not yet in the backbone (bytes)",
+                                        value=backbone["spool_bytes"])
+            if backbone.get("events_age_s") is not None:
+                yield GaugeMetricFamily("screening_live_events_age_seconds", "Seconds since "
+                                        "live events were last read from the backbone",
+                                        value=backbone["events_age_s"])
+        if status.get("applied") is not None:
+            yield GaugeMetricFamily("screening_live_events_applied", "Live events applied to "
+                                    "the snapshot being served", value=status["applied"])
 
     def _snapshot(self) -> Iterator[Metric]:
         loaded = self.holder.current
@@ -170,5 +198,13 @@ class Metrics(Collector):
                                   "Snapshot folders refused (corrupt or incomplete)",
                                   value=self.holder.refusals)
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    _status: dict[str, Any] | None = None
+
+    def render(self, status: dict[str, Any] | None = None) -> bytes:
+        """The Prometheus text; ``status``: ``{"backbone": <Front.status()>, "applied": n}``
+        for the backbone gauges (read by the caller, off the event loop)."""
+        self._status = status
+        try:
+            return generate_latest(self.registry)
+        finally:
+            self._status = None

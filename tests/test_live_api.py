@@ -212,6 +212,27 @@ def test_readyz_reports_the_backbone(wired: Wired) -> None:
     assert "events_age_s" in body["backbone"]
 
 
+def metric(text: str, name: str) -> float:
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith(name + " ")]
+    assert len(values) == 1, f"{name} not exported once"
+    return values[0]
+
+
+def test_metrics_report_the_backbone(wired: Wired) -> None:
+    """``/metrics`` carries what ``/readyz`` says of the backbone, for alerting: degraded,
+    the spool's backlog, how stale live events may be, and how many are applied."""
+    text = wired.client.get("/metrics").text
+    assert metric(text, "screening_backbone_degraded") == 0
+    assert metric(text, "screening_backbone_spool_bytes") >= 0
+    assert metric(text, "screening_live_events_applied") == 0
+    assert wired.events("issuer", REVOKE).status_code == 202
+    wired.check("agency", ORG_CLEAN)
+    text = wired.client.get("/metrics").text
+    assert metric(text, "screening_live_events_applied") == 1
+    assert metric(text, "screening_live_events_age_seconds") >= 0
+
+
 def test_without_backbone_503(make_client: MakeClient) -> None:  # noqa: F811
     c = make_client()
     r = c.get("/v1/stats?by=unit", headers=auth("agency"))
@@ -378,6 +399,9 @@ def test_redis_down_refuses_events_but_checks_answer(fixture_dirs: tuple[Path, P
             time.sleep(0.05)
         ready = w.client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["backbone"]["degraded"] is True
+        text = w.client.get("/metrics").text
+        assert metric(text, "screening_backbone_degraded") == 1
+        assert metric(text, "screening_backbone_spool_bytes") > 0  # the checks above wait
         stats = w.client.get("/v1/stats?by=unit", headers=auth("agency"))
         assert stats.status_code == 503
     finally:
