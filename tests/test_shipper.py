@@ -148,6 +148,43 @@ def test_shipper_sigkilled_during_a_burst_is_restarted_and_loses_nothing(
         bb.close()
 
 
+@pytest.mark.parametrize("unknown", [b'{"zz":[1,2,3]}', b'{"q":"not a list"}', b'{"q":[1,2]}',
+                                     b'{"qb":[[1],[]]}', b'[1,2]', b'{"c":[],"a":[],"x":1}'])
+def test_a_line_this_version_cannot_read_stays_in_the_spool(tmp_path: Path,
+                                                            unknown: bytes) -> None:
+    """A torn line (not JSON) is skipped, but a JSON line of a kind this version cannot read —
+    a newer writer's, in a rolling restart — stops reading before its batch: that batch and
+    the ones after it stay in the spool rather than being shipped without it."""
+    from screening.backbone import open_store
+
+    data = tmp_path / "data"
+    bb = open_backbone(Settings(data=data), shipper=True, start=False)
+    try:
+        folder = bb.spool.folder
+        bb.record(audits=[aud("a-1")])
+        bb.spool.record(b'{"q":["2026-06-01T10:00:00+08:00","U1"\n')  # torn: skipped
+        bb.spool.cut()
+        bb.record(audits=[aud("a-2")])
+        bb.spool.record(unknown + b"\n")
+        bb.record(audits=[aud("a-3")])
+        bb.spool.cut()
+        bb.record(audits=[aud("a-4")])
+        bb.spool.cut()
+        got = read_batches(folder, slot_id(folder) or "", read_checkpoint(folder), None, False)
+        assert [[a["check_id"] for a in b.audits] for b in got] == [["a-1"]]
+        before = bb.spool.pending_bytes()
+        lock = ShipLock(folder)
+        assert lock.acquire()
+        try:
+            assert shipping.ship_files(open_store(Settings(data=data)), folder, lock) == 1
+        finally:
+            lock.release()
+        assert [a["check_id"] for a in whole_audit(bb)] == ["a-1"]
+        assert 0 < bb.spool.pending_bytes() < before  # the rest waits, nothing dropped
+    finally:
+        bb.close(timeout=0.2)
+
+
 def test_shipper_dead_between_apply_and_checkpoint_applies_once(
         kind: str, server: RedisServer | None, tmp_path: Path) -> None:
     settings = settings_for(kind, tmp_path / "data", server)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import fcntl
 import itertools
+import logging
 import os
 import threading
 import time
@@ -44,6 +45,8 @@ import orjson
 from ..errors import Invalid
 from . import logfile
 from .records import expand_batch, expand_query
+
+log = logging.getLogger(__name__)
 
 SEGMENT_BYTES = 64 << 20
 QUEUED_BATCHES = 256
@@ -293,11 +296,32 @@ def _closed_part(data: bytes) -> bytes:
         data = data[:line_start]
 
 
+_unreadable_logged: set[tuple[str, int, int]] = set()
+
+
+def _unreadable(slot: str, seg: int, start: int, why: str) -> None:
+    """Log a spool line this version cannot read, once per line."""
+    key = (slot, seg, start)
+    if key in _unreadable_logged:
+        return
+    if len(_unreadable_logged) > 1000:
+        _unreadable_logged.clear()
+    _unreadable_logged.add(key)
+    log.error("spool.unreadable_line slot=%s segment=%d offset=%d reason=%s: its batch and "
+              "the ones after it stay in the spool until a shipper that reads it runs",
+              slot, seg, start, why)
+
+
 def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int | None,
                  replay_first: bool, limit: int = 16) -> list[Batch]:
     """Closed batches after ``checkpoint`` read back from the slot's segment files, oldest
     first (up to segment ``last``; None: the newest). Records after the last cut of the newest
-    segment are not a batch yet (and are not parsed)."""
+    segment are not a batch yet (and are not parsed).
+
+    A torn line (power loss: not JSON) is skipped. A line that is JSON but not a record this
+    version can read — written by a newer version, say, during a rolling restart — stops the
+    reading before its batch: that batch and the ones after it stay in the spool (logged
+    ``spool.unreadable_line``; ``spool_bytes`` grows) instead of being shipped without it."""
     out: list[Batch] = []
     seg, off = checkpoint
     seg = max(seg, 1)
@@ -341,14 +365,16 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
             except orjson.JSONDecodeError:
                 continue  # a torn line (power loss) stays a skipped line
             if not isinstance(obj, dict):
-                continue
+                _unreadable(slot, seg, start, "not a JSON object")
+                return out
             c, a = obj.get("c"), obj.get("a")
             q = obj.get("q")
             if isinstance(q, list):  # a compact check line: the records are built here
                 try:
                     check, audit = expand_query(q)
-                except (ValueError, TypeError, KeyError, Invalid):
-                    continue  # not a query line this version can read: skipped like a torn one
+                except (ValueError, TypeError, KeyError, Invalid) as exc:
+                    _unreadable(slot, seg, start, f"query line: {exc!r}")
+                    return out
                 if check is not None:
                     checks.append(check)
                     raw_checks.append(orjson.dumps(check))
@@ -357,8 +383,9 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
             elif isinstance(qb := obj.get("qb"), list):  # a batch request's checks, in order
                 try:
                     expanded = list(expand_batch(qb))
-                except (ValueError, TypeError, KeyError, AttributeError, Invalid):
-                    continue  # not a batch line this version can read: skipped like a torn one
+                except (ValueError, TypeError, KeyError, AttributeError, Invalid) as exc:
+                    _unreadable(slot, seg, start, f"batch line: {exc!r}")
+                    return out
                 for check, audit in expanded:
                     if check is not None:
                         checks.append(check)
@@ -371,6 +398,9 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
             elif isinstance(a, dict):
                 audits.append(a)
                 raw_audits.append(line[5:-1])
+            elif not (isinstance(c, list) or isinstance(a, list)) or set(obj) - {"c", "a"}:
+                _unreadable(slot, seg, start, f"unknown record kind {sorted(obj)[:3]}")
+                return out
             else:  # {"c": [...], "a": [...]}: one line a request
                 for rec in c or ():
                     checks.append(rec)
