@@ -181,6 +181,11 @@ def test_a_line_this_version_cannot_read_stays_in_the_spool(tmp_path: Path,
             lock.release()
         assert [a["check_id"] for a in whole_audit(bb)] == ["a-1"]
         assert 0 < bb.spool.pending_bytes() < before  # the rest waits, nothing dropped
+        bb.record(audits=[aud("a-5")])  # later batches wait behind it, in order
+        bb.spool.cut()
+        assert read_batches(folder, slot_id(folder) or "", read_checkpoint(folder), None,
+                            False) == []
+        assert [a["check_id"] for a in whole_audit(bb)] == ["a-1"]
     finally:
         bb.close(timeout=0.2)
 

@@ -297,6 +297,10 @@ def _closed_part(data: bytes) -> bytes:
 
 
 _unreadable_logged: set[tuple[str, int, int]] = set()
+# slot -> the checkpoint whose very next batch holds a line this version cannot read: spool
+# files only grow, so every later read from there stops there too (a stalled shipper would
+# otherwise parse up to that line again every round)
+_stalled: dict[str, tuple[int, int]] = {}
 
 
 def _unreadable(slot: str, seg: int, start: int, why: str) -> None:
@@ -312,6 +316,15 @@ def _unreadable(slot: str, seg: int, start: int, why: str) -> None:
               slot, seg, start, why)
 
 
+def _stop(out: list[Batch], slot: str, checkpoint: tuple[int, int], seg: int, start: int,
+          why: str) -> list[Batch]:
+    """``read_batches`` met an unreadable line: the batches before its batch, no more."""
+    _unreadable(slot, seg, start, why)
+    if not out:
+        _stalled[slot] = checkpoint
+    return out
+
+
 def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int | None,
                  replay_first: bool, limit: int = 16) -> list[Batch]:
     """Closed batches after ``checkpoint`` read back from the slot's segment files, oldest
@@ -323,6 +336,8 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
     reading before its batch: that batch and the ones after it stay in the spool (logged
     ``spool.unreadable_line``; ``spool_bytes`` grows) instead of being shipped without it."""
     out: list[Batch] = []
+    if _stalled.get(slot) == checkpoint:
+        return out
     seg, off = checkpoint
     seg = max(seg, 1)
     if last is None:
@@ -365,16 +380,14 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
             except orjson.JSONDecodeError:
                 continue  # a torn line (power loss) stays a skipped line
             if not isinstance(obj, dict):
-                _unreadable(slot, seg, start, "not a JSON object")
-                return out
+                return _stop(out, slot, checkpoint, seg, start, "not a JSON object")
             c, a = obj.get("c"), obj.get("a")
             q = obj.get("q")
             if isinstance(q, list):  # a compact check line: the records are built here
                 try:
                     check, audit = expand_query(q)
                 except (ValueError, TypeError, KeyError, Invalid) as exc:
-                    _unreadable(slot, seg, start, f"query line: {exc!r}")
-                    return out
+                    return _stop(out, slot, checkpoint, seg, start, f"query line: {exc!r}")
                 if check is not None:
                     checks.append(check)
                     raw_checks.append(orjson.dumps(check))
@@ -384,8 +397,7 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
                 try:
                     expanded = list(expand_batch(qb))
                 except (ValueError, TypeError, KeyError, AttributeError, Invalid) as exc:
-                    _unreadable(slot, seg, start, f"batch line: {exc!r}")
-                    return out
+                    return _stop(out, slot, checkpoint, seg, start, f"batch line: {exc!r}")
                 for check, audit in expanded:
                     if check is not None:
                         checks.append(check)
@@ -399,8 +411,8 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
                 audits.append(a)
                 raw_audits.append(line[5:-1])
             elif not (isinstance(c, list) or isinstance(a, list)) or set(obj) - {"c", "a"}:
-                _unreadable(slot, seg, start, f"unknown record kind {sorted(obj)[:3]}")
-                return out
+                return _stop(out, slot, checkpoint, seg, start,
+                             f"unknown record kind {sorted(obj)[:3]}")
             else:  # {"c": [...], "a": [...]}: one line a request
                 for rec in c or ():
                     checks.append(rec)
