@@ -41,12 +41,13 @@ log = logging.getLogger(__name__)
 _PAGE = 1000
 
 
-def _subject_id(request: CheckRequest, result: Mapping[str, Any]) -> str | None:
-    """The normalised, unmasked identifier of a check (the audit hashes it)."""
+def _subject_id(subject: Any, result: Mapping[str, Any]) -> str | None:
+    """The normalised, unmasked identifier of a check (the audit hashes it): the answer's,
+    unless it is masked; else the requested ``subject``, normalised."""
     sid = (result.get("subject") or {}).get("id")
     if isinstance(sid, str) and "*" not in sid:
         return sid
-    return identifiers.normalize(request.subject) if isinstance(request.subject, str) else None
+    return identifiers.normalize(subject) if isinstance(subject, str) else None
 
 
 class BackboneRecorder:
@@ -75,7 +76,7 @@ class BackboneRecorder:
         if rec is not None:
             checks.append(rec)
         audits.append(audit_record(unit=account.unit, scenario=request.scenario,
-                                   subject=_subject_id(request, result),
+                                   subject=_subject_id(request.subject, result),
                                    decision=result.get("decision"),
                                    check_id=result.get("check_id"),
                                    purpose=getattr(request, "purpose", None),
@@ -101,7 +102,7 @@ class BackboneRecorder:
         quick = getattr(self.backbone, "record_check", None)
         if quick is not None and "check_id" in result:  # the records are built by the backbone
             quick(result, unit=account.unit, scenario=request.scenario, region=request.region,
-                  subject=_subject_id(request, result),
+                  subject=_subject_id(request.subject, result),
                   purpose=getattr(request, "purpose", None), consent=request.consent)
             return
         checks: list[dict[str, Any]] = []
@@ -119,10 +120,8 @@ class BackboneRecorder:
             out: list[tuple[Any, Any, str | None]] = []
             for item, result in zip(items, results):
                 if "check_id" in result:
-                    sid = (result.get("subject") or {}).get("id")
-                    if not isinstance(sid, str) or "*" in sid:
-                        sid = identifiers.normalize(item["subject"])
-                    out.append((result, sid, item.get("consent")))
+                    out.append((result, _subject_id(item["subject"], result),
+                                item.get("consent")))
                 else:
                     out.append((None, self._failed(account, item_request(batch, item)), None))
             fast(out, unit=account.unit, scenario=batch.scenario, region=batch.region,

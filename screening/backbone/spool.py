@@ -303,23 +303,18 @@ _unreadable_logged: set[tuple[str, int, int]] = set()
 _stalled: dict[str, tuple[int, int]] = {}
 
 
-def _unreadable(slot: str, seg: int, start: int, why: str) -> None:
-    """Log a spool line this version cannot read, once per line."""
-    key = (slot, seg, start)
-    if key in _unreadable_logged:
-        return
-    if len(_unreadable_logged) > 1000:
-        _unreadable_logged.clear()
-    _unreadable_logged.add(key)
-    log.error("spool.unreadable_line slot=%s segment=%d offset=%d reason=%s: its batch and "
-              "the ones after it stay in the spool until a shipper that reads it runs",
-              slot, seg, start, why)
-
-
 def _stop(out: list[Batch], slot: str, checkpoint: tuple[int, int], seg: int, start: int,
           why: str) -> list[Batch]:
-    """``read_batches`` met an unreadable line: the batches before its batch, no more."""
-    _unreadable(slot, seg, start, why)
+    """``read_batches`` met a line this version cannot read: log it (once per line) and
+    return the batches before its batch, no more."""
+    key = (slot, seg, start)
+    if key not in _unreadable_logged:
+        if len(_unreadable_logged) > 1000:
+            _unreadable_logged.clear()
+        _unreadable_logged.add(key)
+        log.error("spool.unreadable_line slot=%s segment=%d offset=%d reason=%s: its batch "
+                  "and the ones after it stay in the spool until a shipper that reads it runs",
+                  slot, seg, start, why)
     if not out:
         _stalled[slot] = checkpoint
     return out
