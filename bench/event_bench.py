@@ -24,23 +24,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench.http_bench import _free_port, _wait_ready, emit
-from bench.http_record_bench import redis_server, stop
+from bench.http_bench import cli_server, emit
+from bench.http_record_bench import redis_server
 
-ROOT = Path(__file__).resolve().parent.parent
 LIST, AUTHORITY, SCENARIO = "court.dishonest_debtor", "福州市中级人民法院", "government_procurement"
 ISSUER_KEY, AGENCY_KEY = "bench-issuer-key-0123", "bench-agency-key-0123"
 
@@ -62,23 +58,6 @@ def listing(i: int, subject: str) -> dict[str, Any]:
                        "authority": AUTHORITY, "region": "350100",
                        "valid_from": "2026-01-01", "valid_until": "2099-01-01",
                        "reason": "有履行能力而拒不履行", "basis": f"（2026）闽01执{i}号"}}
-
-
-@contextlib.contextmanager
-def replica(snapshots: Path, accounts: Path, data: Path, redis_url: str | None
-            ) -> Iterator[str]:
-    port = _free_port()
-    cmd = [sys.executable, "-m", "screening", "serve", "--snapshot", str(snapshots),
-           "--accounts", str(accounts), "--port", str(port), "--data", str(data)]
-    if redis_url:
-        cmd += ["--redis", redis_url]
-    proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True,
-                            env={**os.environ, "SCREENING_LOG_LEVEL": "warning"})
-    try:
-        _wait_ready(proc, port, "replica")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
 
 
 def measure(a: str, b: str, n: int, seed: int) -> list[float]:
@@ -152,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                     data = [work / "data-embedded"] * 2  # one folder: one event log
                 for d in data:
                     shutil.rmtree(d, ignore_errors=True)
-                a = stack.enter_context(replica(snapshots, accounts, data[0], url))
-                b = stack.enter_context(replica(snapshots, accounts, data[1], url))
+                extra = ("--redis", url) if url else ()
+                ports = [stack.enter_context(cli_server(snapshots, accounts, data=d,
+                                                        extra=extra)) for d in data]
+                a, b = (f"http://127.0.0.1:{port}" for port in ports)
                 results[mode] = measure(a, b, args.events, seed=7 + k)
             xs = results[mode]
             print(f"{mode}: p50 {_pct(xs, .5) * 1e3:.1f} ms, p99 {_pct(xs, .99) * 1e3:.1f} ms",

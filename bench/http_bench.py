@@ -316,14 +316,14 @@ def spool_drain_seconds(data: Path, timeout: float = 300.0) -> float:
 
 
 @contextlib.contextmanager
-def cli_server(snapshot: Path, accounts: Path, workers: int) -> Iterator[int]:
-    """The real ``screening serve --workers N`` (not pinned), on a fresh data folder
-    (``<snapshot folder's parent>/data``)."""
+def cli_server(snapshot: Path, accounts: Path, workers: int = 1, *, data: Path,
+               extra: tuple[str, ...] = ()) -> Iterator[int]:
+    """The real ``screening serve --workers N`` (not pinned) on ``data``, with ``extra``
+    options (``--redis URL``)."""
     port = _free_port()
-    shutil.rmtree(snapshot.parent / "data", ignore_errors=True)
     cmd = [sys.executable, "-m", "screening", "serve", "--snapshot", str(snapshot),
            "--accounts", str(accounts), "--port", str(port), "--workers", str(workers),
-           "--data", str(snapshot.parent / "data")]
+           "--data", str(data), *extra]
     env = dict(os.environ, SCREENING_LOG_LEVEL="warning")
     proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent, env=env)
     try:
@@ -468,12 +468,13 @@ def main(argv: list[str] | None = None) -> int:
             batch_cpu = cpu_seconds(pid) - before
             swap = swaps_under_load(port, script, served, staged,
                                     connections=args.connections, interval=1.0)
-        with cli_server(served, accounts, 2) as port:
+        shutil.rmtree(work / "data", ignore_errors=True)  # a fresh backbone for the burst
+        with cli_server(served, accounts, 2, data=work / "data") as port:
             batch2 = batch_throughput(port, batch_body, 10_000, args.duration, clients=3)
             # the niced shipper lags under the burst: the time it then takes to ship the rest
             # gives the rate sustained with every record shipped (a lower bound: while it
             # drains, one core ships and the other idles)
-            batch2["drain_s"] = spool_drain_seconds(served.parent / "data")
+            batch2["drain_s"] = spool_drain_seconds(work / "data")
             batch2["sustained"] = batch2["requests"] * 10_000 / (batch2["elapsed_s"]
                                                                  + batch2["drain_s"])
     raw = rows["raw"]
