@@ -1,4 +1,8 @@
-"""The lean path for ``POST /v1/check``: a raw ASGI handler in front of FastAPI's router.
+"""The lean ASGI path for ``POST /v1/check``: a raw ASGI handler in front of FastAPI's router.
+
+``screening serve`` answers most checks one layer lower still, in uvicorn's HTTP protocol
+(``screening.protocol``); the checks it leaves to the app (``Expect: 100-continue``, chunked
+or oversized bodies, pipelined requests, any server not running ``CheckProtocol``) come here.
 
 ``ScreeningAPI`` is the FastAPI application with one change: its ASGI ``__call__`` answers
 ``POST /v1/check`` itself — headers scanned once, body read straight from ``receive``, the
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
 from time import perf_counter
 from typing import Any
 
@@ -50,11 +55,17 @@ async def send_answer(send: Send, answer: Answer) -> None:
     await send({"type": "http.response.body", "body": answer.payload})
 
 
+def _settle(future: asyncio.Future[Answer], answer: Answer) -> None:
+    if not future.done():  # its request may have been cancelled meanwhile
+        future.set_result(answer)
+
+
 class Coalescer:
     """Decides the checks that arrive in one turn of the event loop together.
 
-    Under load many requests become ready at once; each task hands its body here and waits,
-    and one callback decides them back to back, so the decision code and the snapshot's
+    Under load many requests become ready at once; each hands its body here with what to call
+    with the answer (``CheckProtocol``'s pending request, or an ASGI task's future through
+    ``ask``), and one callback decides them back to back, so the decision code and the snapshot's
     tables stay in the CPU caches instead of being evicted by the HTTP machinery between two
     checks. Alone, a request waits for nothing but one loop turn. Each check still reads the
     current snapshot once and is answered on its own connection.
@@ -62,14 +73,19 @@ class Coalescer:
 
     def __init__(self, service: Service) -> None:
         self.service = service
-        self.pending: list[tuple[Account, bytes, asyncio.Future[Answer]]] = []
+        self.pending: list[tuple[Account, bytes, Callable[[Answer], None]]] = []
 
-    def submit(self, account: Account, body: bytes) -> asyncio.Future[Answer]:
-        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+    def submit(self, account: Account, body: bytes, done: Callable[[Answer], None]) -> None:
+        """Decide ``body`` at the end of this loop turn and call ``done`` with its answer."""
         if not self.pending:
-            future.get_loop().call_soon(self.drain)
-        self.pending.append((account, body, future))
-        return future
+            asyncio.get_running_loop().call_soon(self.drain)
+        self.pending.append((account, body, done))
+
+    async def ask(self, account: Account, body: bytes) -> Answer:
+        """``submit``, for a coroutine: the answer, once decided."""
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self.submit(account, body, partial(_settle, future))
+        return await future
 
     def drain(self) -> None:
         pending, self.pending = self.pending, []
@@ -87,9 +103,11 @@ class Coalescer:
             self.service.metrics.recorder_errors += 1
             log.exception("recorder.failed grouped=%d", len(pending))
         answers += [INTERNAL] * (len(pending) - len(answers))  # never leave one waiting
-        for (_, _, future), answer in zip(pending, answers):
-            if not future.done():
-                future.set_result(answer)
+        for (_, _, done), answer in zip(pending, answers):
+            try:
+                done(answer)
+            except Exception:
+                log.exception("check.answer_failed")
 
 
 class ScreeningAPI(FastAPI):
@@ -121,7 +139,7 @@ class ScreeningAPI(FastAPI):
             account = service.authenticate(authorization)
             body = await read_body(receive, content_length, service.settings.max_body)
             if self.coalescer is not None:
-                answer = await self.coalescer.submit(account, body)
+                answer = await self.coalescer.ask(account, body)
             else:
                 answer = service.check(account, body)
         except ScreeningError as exc:

@@ -1,5 +1,8 @@
 """``screening serve``: uvicorn with uvloop and httptools over ``create_app`` (SPEC §8).
 
+The HTTP protocol is ``screening.protocol.CheckProtocol``: uvicorn's httptools protocol, which
+answers plain ``POST /v1/check`` requests itself, below ASGI.
+
 With ``--workers N`` uvicorn starts N processes that each build the app from the environment
 (``screening.app:app_from_env``): the settings are written to ``SCREENING_*`` variables first,
 and each worker memory-maps the same snapshot files (the page cache holds one copy).
@@ -39,7 +42,9 @@ def _export(settings: Settings) -> None:
 def uvicorn_options(settings: Settings) -> dict[str, object]:
     has_uvloop = importlib.util.find_spec("uvloop") is not None
     return {"host": settings.host, "port": settings.port,
-            "loop": "uvloop" if has_uvloop else "auto", "http": "httptools",
+            "loop": "uvloop" if has_uvloop else "auto",
+            # uvicorn's httptools protocol, answering POST /v1/check below ASGI
+            "http": "screening.protocol:CheckProtocol",
             "log_level": settings.log_level.lower(), "access_log": False,
             "server_header": False, "lifespan": "on", "timeout_graceful_shutdown": 10,
             # no client address is used (callers are known by key), so no X-Forwarded-* to
