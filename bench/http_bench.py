@@ -8,9 +8,12 @@ In one run, on loopback only, with bounded durations:
 1. prepares a source (``bench.generate``, or the demo generator), a snapshot, an accounts file
    with a bench key, and request bodies: mostly clean applicants, some listed, some red;
 2. starts, one after the other, on the same uvicorn stack (uvloop, httptools, no access log)
-   pinned to CPU 0: ``raw`` (an ASGI callable that parses the same body with orjson and returns
-   a small JSON), ``check`` (``screening serve``'s app: ``POST /v1/check`` on the fast path) and
-   ``route`` (the same app with the fast path off: the FastAPI route);
+   pinned to CPU 0, every one on ``screening serve``'s uvicorn options (``CheckProtocol``):
+   ``raw`` (an ASGI callable that parses the same body with orjson and returns a small JSON),
+   ``check`` (``screening serve``'s app: ``POST /v1/check`` answered in the HTTP protocol),
+   ``norec`` (the same, feedback and audit recording off), ``asgi`` (the same app on uvicorn's
+   own httptools protocol: the check's ASGI fast path) and ``route`` (the app with the fast
+   path off: the FastAPI route);
 3. drives each with ``wrk`` pinned to CPU 1 (peak req/s, latency percentiles), then on
    ``check``: p99 at half of its peak (connections paced by a per-request delay),
    batch throughput (10,000 subjects a request) and 10 snapshot swaps under load.
@@ -79,14 +82,17 @@ def _serve(kind: str, port: int, snapshot: Path, accounts: Path) -> None:
 
     settings = Settings(snapshot=snapshot, port=port, accounts=accounts, watch_interval=0.2,
                         log_level="warning", data=snapshot.parent / f"data-{kind}-{port}")
+    options = uvicorn_options(settings)
     if kind == "raw":
         app: Any = raw_app
     elif kind == "norec":  # the fast path with feedback/audit recording off (bench only)
         from bench.http_record_bench import NullRecorder
         app = create_app(settings, recorder=NullRecorder())
     else:
-        app = create_app(settings, fastpath=kind == "check")
-    uvicorn.run(app, **uvicorn_options(settings))  # type: ignore[arg-type]
+        app = create_app(settings, fastpath=kind != "route")
+    if kind == "asgi":  # the check's ASGI fast path, on uvicorn's own httptools protocol
+        options["http"] = "httptools"
+    uvicorn.run(app, **options)  # type: ignore[arg-type]
 
 
 # -- preparation -----------------------------------------------------------------------------
@@ -212,7 +218,7 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
 
 @contextlib.contextmanager
 def server(kind: str, snapshot: Path, accounts: Path) -> Iterator[tuple[int, int]]:
-    """One uvicorn worker pinned to CPU 0 serving ``raw``, ``check`` or ``route``."""
+    """One uvicorn worker pinned to CPU 0 serving ``kind`` (module doc)."""
     port = _free_port()
     cmd = ["taskset", "-c", SERVER_CPU, sys.executable, "-m", "bench.http_bench", "_serve", kind,
            str(port), str(snapshot), str(accounts)]
@@ -404,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--swaps", type=int, default=10)
-    p.add_argument("--rounds", type=int, default=3, help="interleaved raw/check/route rounds")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every kind")
     p.add_argument("--generator", choices=("bench", "builtin"), default="bench")
     p.add_argument("--work", type=Path, default=None, help="working folder (default: temporary)")
     p.add_argument("--out", type=Path, default=None, help="also write the Markdown report here")
@@ -432,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         bodies = [orjson.dumps(b) for b in mix]
         script = lua_script(work / "checks.lua", bodies)
         rounds: dict[str, list[dict[str, Any]]] = {"raw": [], "check": [], "norec": [],
-                                                   "route": []}
+                                                   "asgi": [], "route": []}
         for _ in range(args.rounds):  # interleaved, so drifting machine load hits all alike
             for kind in rounds:
                 with server(kind, served, accounts) as (port, pid):
@@ -443,10 +449,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{kind}: {rounds[kind][-1]['rps']:,.0f} req/s", file=sys.stderr)
         clean_script = lua_script(work / "clean.lua", [orjson.dumps(b) for b, k in zip(mix, kinds)
                                                        if k == "clean"])
-        pairs: dict[str, list[float]] = {"mix": [], "clean": [], "mix-norec": []}
+        pairs: dict[str, list[float]] = {"mix": [], "clean": [], "mix-norec": [], "mix-asgi": []}
         for _ in range(args.rounds):
             for name, sc, kind in (("mix", script, "check"), ("clean", clean_script, "check"),
-                                   ("mix-norec", script, "norec")):
+                                   ("mix-norec", script, "norec"), ("mix-asgi", script, "asgi")):
                 r, c = paired(served, accounts, sc, connections=args.connections,
                               duration=args.duration, kind=kind)
                 pairs[name].append(c["rps"] / r["rps"])
@@ -490,8 +496,9 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, kind in (("raw ASGI callable (parse + small JSON)", "raw"),
-                       ("/v1/check (fast path)", "check"),
-                       ("/v1/check (fast path), recording off", "norec"),
+                       ("/v1/check (`screening serve`: in the HTTP protocol)", "check"),
+                       ("/v1/check, recording off", "norec"),
+                       ("/v1/check on uvicorn's own protocol (ASGI fast path)", "asgi"),
                        ("/v1/check (FastAPI route, fast path off)", "route")):
         r = rows[kind]
         lines.append(f"| {name} | {r['rps']:,.0f} | {r['rps'] / raw['rps']:.2f}× | "
@@ -510,7 +517,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{', '.join(f'{x:.2f}' for x in pairs['clean'])}); service-hall mix with feedback "
         f"and audit recording off (bench-side `NullRecorder`) "
         f"{_median(pairs['mix-norec']):.2f}× (rounds "
-        f"{', '.join(f'{x:.2f}' for x in pairs['mix-norec'])})",
+        f"{', '.join(f'{x:.2f}' for x in pairs['mix-norec'])}); the ASGI fast path on "
+        f"uvicorn's own protocol {_median(pairs['mix-asgi']):.2f}× (rounds "
+        f"{', '.join(f'{x:.2f}' for x in pairs['mix-asgi'])})",
         f"- half of peak ({best['check']['rps']:,.0f} / 2): {paced['rps']:,.0f} req/s "
         f"({conns} connections, {delay_ms} ms think time): p50 {_fmt(paced['p50_ms'])} ms, "
         f"p90 {_fmt(paced['p90_ms'])} ms, p99 {_fmt(paced['p99_ms'])} ms, "
