@@ -352,7 +352,11 @@ def test_a_compact_check_line_expands_to_exactly_the_two_records(person: bool) -
     assert expand_query(orjson.loads(line)["q"])[0] is None
     linked = {**res, "hits": [{**res["hits"][0], "path": "org_of:legal_rep",
                                "via": {"type": "person", "id": "11010519491231002X"}}]}
-    assert query_line(linked, unit="U1", scenario="bidding", region=None, subject=subject) is None
+    line = query_line(linked, unit="U1", scenario="bidding", region=None, subject=subject)
+    assert b"11010519491231002X" not in line  # the via person's number is masked in the spool
+    check, audit = expand_query(orjson.loads(line)["q"])
+    assert check == check_record(linked, unit="U1", scenario="bidding", at=audit["at"])
+    assert check["hits"][0]["via"]["id"] == "1101051949****002X"
 
 
 def test_record_check_through_the_shipper(tmp_path: Path) -> None:
@@ -391,7 +395,7 @@ def test_a_batch_is_recorded_item_by_item_in_order(tmp_path: Path, shipper: bool
                                              decision=None), None))
             continue
         hits = [("E-1", "court.dd", "法院A", "block")] if i % 3 == 0 else []
-        if i % 5 == 0 and hits:  # a hit through an organisation names a person: full records
+        if i % 5 == 0 and hits:  # a hit through an organisation names a person (masked)
             hits_ = result(f"b-{i}", hits)
             hits_["hits"][0]["path"] = "org_of:legal_rep"
             hits_["hits"][0]["via"] = {"id": "11010519491231002X", "name": "张三"}

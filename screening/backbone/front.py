@@ -161,11 +161,9 @@ class Front:
         ...)])`` would spool them. In shipper mode the request path writes one compact line
         (``records.query_line``) and the shipper builds the two records from it."""
         if not self.spool.keep:
-            line = query_line(result, unit=unit, scenario=scenario, region=region,
-                              subject=subject, purpose=purpose, consent=consent)
-            if line is not None:
-                self._append(line)
-                return
+            self._append(query_line(result, unit=unit, scenario=scenario, region=region,
+                                    subject=subject, purpose=purpose, consent=consent))
+            return
         made, audited = _records(result, {"unit": unit, "scenario": scenario, "region": region,
                                           "subject": subject, "purpose": purpose,
                                           "consent": consent})
@@ -199,12 +197,8 @@ class Front:
         for result, subject, consent in items:
             if result is None:
                 compact.append({"a": subject})
-            elif (item := query_item(result, subject=subject, consent=consent)) is not None:
-                compact.append(item)
-            else:  # a hit names a person through an organisation: full records, built here
-                made, audited = _records(result, {**meta, "subject": subject,
-                                                  "consent": consent}, at)
-                compact.append({"c": made, "a": audited} if made else {"a": audited})
+            else:
+                compact.append(query_item(result, subject=subject, consent=consent))
         if compact:
             self._append(batch_line(compact, at=at, unit=unit, scenario=scenario, region=region,
                                     purpose=purpose))
