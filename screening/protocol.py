@@ -11,8 +11,9 @@ answer — status line, uvicorn's own default headers, the service's headers and
 Everything else goes the ordinary way, through the ASGI app (``ScreeningAPI``), whose own
 fast path and FastAPI route answer ``/v1/check`` byte for byte the same: requests with
 ``Expect: 100-continue``, chunked or oversized bodies, a missing or malformed
-``Content-Length``, upgrades, a query string, pipelined requests behind one in flight, and
-any app that is not a ``ScreeningAPI`` with its fast path on (the raw callable of
+``Content-Length``, upgrades, a query string, pipelined requests behind one in flight, a
+connection whose client leaves its answers unread (uvicorn's path waits for the socket to
+drain), and any app that is not a ``ScreeningAPI`` with its fast path on (the raw callable of
 ``bench.http_bench`` runs on this protocol exactly as on uvicorn's).
 
 Connection semantics are uvicorn's: keep-alive unless HTTP/1.0 or ``Connection: close``
@@ -88,6 +89,8 @@ class _Pending:
             self.account = api.service.authenticate(authorization)
         except ScreeningError as exc:
             self.error = exc
+        except Exception:  # answered as the ASGI path answers it: 500, logged
+            log.exception("check.failed path=protocol")
 
     def complete(self) -> None:
         """The whole body is here: decide (in this loop turn's group) or answer the error."""
@@ -133,9 +136,11 @@ class CheckProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         api = self._api
+        # not while the client leaves answers unread (write buffer over its limit): uvicorn's
+        # own path then waits for it to drain, which bounds what a connection can pile up
         if (api is not None and api.fastpath and api.coalescer is not None
                 and self.url == _URL and not self.expect_100_continue
-                and self.limit_concurrency is None
+                and self.limit_concurrency is None and not self.flow.write_paused
                 and (self.cycle is None or self.cycle.response_complete)):
             pending = self._pending(api)
             if pending is not None:

@@ -356,3 +356,22 @@ def test_serve_runs_on_the_check_protocol() -> None:
     config = uvicorn.Config(lambda *a: None, **options)  # type: ignore[arg-type]
     config.load()
     assert config.http_protocol_class is protocol.CheckProtocol
+
+
+def test_a_failure_is_the_asgi_500(servers: dict[str, Served], taken: list[int],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever fails unexpectedly (here: authentication) is a logged 500 with the error
+    shape on both paths, and the connection goes on serving."""
+    def broken(authorization: Any) -> Any:
+        raise RuntimeError("boom")
+
+    for served in servers.values():
+        monkeypatch.setattr(served.app.service, "authenticate", broken)
+    data = request(check_body(ORG_CLEAN)) + request(b"", method="GET", path="/healthz",
+                                                    length=False)
+    fast, _ = exchange(servers["protocol"].port, data, responses=2)
+    slow, _ = exchange(servers["asgi"].port, data, responses=2)
+    assert fast[0]["status"] == 500
+    assert orjson.loads(fast[0]["body"])["error"]["code"] == "internal_error"
+    assert [normal(r) for r in fast] == [normal(r) for r in slow]
+    assert taken == [1]
