@@ -190,6 +190,67 @@ def test_a_line_this_version_cannot_read_stays_in_the_spool(tmp_path: Path,
         bb.close(timeout=0.2)
 
 
+def test_a_lagging_shipper_reads_a_bounded_share_of_the_spool(tmp_path: Path) -> None:
+    """However many batches wait, one read parses about ``budget`` bytes of them (at least
+    one batch, however big), and reading on from each checkpoint yields every batch once, in
+    order, across segment files."""
+    from screening.backbone.spool import commit, segments
+
+    bb = open_backbone(Settings(data=tmp_path / "data"), shipper=True, start=False)
+    try:
+        bb.spool.segment_bytes = 20_000  # several segment files
+        sizes = [3, 40, 1, 7, 120, 2, 2, 60, 5]  # audit records a batch
+        n = 0
+        for size in sizes:
+            bb.record(audits=[aud(f"a-{n + i}") for i in range(size)])
+            n += size
+            bb.spool.cut()
+        folder = bb.spool.folder
+        assert len(segments(folder)) >= 2
+        seen: list[list[str]] = []
+        chunks = 0
+        while True:
+            got = read_batches(folder, slot_id(folder) or "", read_checkpoint(folder), None,
+                               False, 64, budget=4_000)
+            if not got:
+                break
+            chunks += 1
+            assert len(got) == 1 or sum(b.end - b.start for b in got[:-1]) < 4_000
+            for batch in got:
+                seen.append([a["check_id"] for a in batch.audits])
+                commit(folder, batch)
+        assert [len(b) for b in seen] == sizes
+        assert [c for b in seen for c in b] == [f"a-{i}" for i in range(n)]
+        assert chunks > 3  # the budget split the reading
+    finally:
+        bb.close(timeout=0.2)
+
+
+def test_the_cutter_cuts_a_batch_by_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    """A burst is cut into batches of about ``CUT_BYTES`` without waiting ``batch_every``:
+    applying a batch (in one piece) holds a bounded number of records."""
+    from screening.backbone import open_store, shipper_command
+
+    monkeypatch.setattr("screening.backbone.front.CUT_BYTES", 2_000)
+    settings = Settings(data=tmp_path / "data")
+    bb = Front(open_store(settings), settings.data / "spool", interval=0.01,
+               shipper=shipper_command(settings, interval=0.01), batch_every=3600.0)
+    try:
+        for i in range(40):
+            bb.record(audits=[aud(f"a-{i}")])
+        deadline = time.monotonic() + 10
+        while bb.spool.uncut_bytes and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert bb.spool.uncut_bytes < 2_000
+        folder = bb.spool.folder
+        got = read_batches(folder, slot_id(folder) or "", read_checkpoint(folder), None, False,
+                           64)
+        assert len(got) >= 1
+    finally:
+        bb.close(timeout=0.2)
+
+
 def test_shipper_dead_between_apply_and_checkpoint_applies_once(
         kind: str, server: RedisServer | None, tmp_path: Path) -> None:
     settings = settings_for(kind, tmp_path / "data", server)

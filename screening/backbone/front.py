@@ -46,7 +46,7 @@ from .records import (
     query_item,
     query_line,
 )
-from .spool import ShipLock, Spool, read_checkpoint
+from .spool import CUT_BYTES, ShipLock, Spool, read_checkpoint
 
 log = logging.getLogger(__name__)
 dumps = orjson.dumps
@@ -265,15 +265,15 @@ class Front:
 
     def _run_cutter(self) -> None:
         """Shipper mode: ``fsync`` the spool every ``interval`` (group commit), cut a batch every
-        ``batch_every``, mirror the shipper's state, and start a shipper when none runs
-        (checked every second)."""
+        ``batch_every`` or once ``CUT_BYTES`` wait uncut, mirror the shipper's state, and start
+        a shipper when none runs (checked every second)."""
         next_check = next_cut = time.monotonic()
         while not self._stop.is_set():
             self._wake.wait(self.interval)
             self._wake.clear()
             try:
                 now = time.monotonic()
-                if now >= next_cut:
+                if now >= next_cut or self.spool.uncut_bytes >= CUT_BYTES:
                     next_cut = now + self.batch_every
                     self.spool.cut()
                 else:

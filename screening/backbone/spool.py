@@ -49,6 +49,11 @@ from .records import expand_batch, expand_query
 log = logging.getLogger(__name__)
 
 SEGMENT_BYTES = 64 << 20
+# spool bytes a shipper parses at once (~10 kB of Python objects per spooled check: ~80 MB)
+READ_BYTES = 8 << 20
+# a batch is cut once this many bytes wait uncut, whatever ``batch_every`` says (a batch is
+# applied in one piece, so this bounds the memory of applying one)
+CUT_BYTES = 4 << 20
 QUEUED_BATCHES = 256
 _CUT_PREFIX = b'{"cut":'
 
@@ -97,6 +102,7 @@ class Spool:
         self._queue: deque[Batch] = deque()
         self._replay_next = self.pending_bytes() > 0  # left by a process that died
         self.records = 0  # recorded by this process
+        self.uncut_bytes = 0  # written by this process since its last cut
         self.last_cut = (self.segment, 0) if self._uncut else (self.segment, self._end)
         self._unsynced = False
 
@@ -172,6 +178,7 @@ class Spool:
             if written != len(data):  # a short write (rare): finish it
                 logfile.write_all(self._fd, data[written:])
             self._end += len(data)
+            self.uncut_bytes += len(data)
             self._uncut = self._unsynced = True
             self.records += 1
             if self._start is not None:
@@ -198,6 +205,7 @@ class Spool:
             self._open = []
             self._start = self._end if self.keep else None
             self._uncut = self._unsynced = False
+            self.uncut_bytes = 0
             fd = self._fd
             if self._end >= self.segment_bytes:
                 self.segment += 1
@@ -321,10 +329,12 @@ def _stop(out: list[Batch], slot: str, checkpoint: tuple[int, int], seg: int, st
 
 
 def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int | None,
-                 replay_first: bool, limit: int = 16) -> list[Batch]:
+                 replay_first: bool, limit: int = 16, budget: int = READ_BYTES) -> list[Batch]:
     """Closed batches after ``checkpoint`` read back from the slot's segment files, oldest
-    first (up to segment ``last``; None: the newest). Records after the last cut of the newest
-    segment are not a batch yet (and are not parsed).
+    first (up to segment ``last``; None: the newest), at most ``limit`` of them and no more
+    than about ``budget`` bytes of spool (at least one batch): what a lagging shipper holds
+    parsed at once stays bounded however far behind it is. Records after the last cut of the
+    newest segment are not a batch yet (and are not parsed).
 
     A torn line (power loss: not JSON) is skipped. A line that is JSON but not a record this
     version can read — written by a newer version, say, during a rolling restart — stops the
@@ -338,15 +348,14 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
     if last is None:
         segs = segments(folder)
         last = segs[-1] if segs else seg
-    while seg <= last and len(out) < limit:
-        try:
-            with _segment_path(folder, seg).open("rb") as f:
-                f.seek(off)
-                data = f.read()
-        except FileNotFoundError:
-            data = b""
-        if seg == last or not data.endswith(b"\n"):
-            data = _closed_part(data)
+    taken = 0  # bytes of the batches read so far
+    while seg <= last and len(out) < limit and taken < budget:
+        data = _read_closed(_segment_path(folder, seg), off, budget - taken)
+        if not data:  # no closed batch after ``off`` in this segment
+            if seg >= last:
+                break
+            seg, off = seg + 1, 0  # records after a segment's last cut: none (cut rotates)
+            continue
         checks: list[dict[str, Any]] = []
         audits: list[dict[str, Any]] = []
         raw_checks: list[bytes] = []
@@ -363,9 +372,10 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
                 out.append(Batch(f"{slot}:{seg}:{start}", tuple(checks), tuple(audits), seg, off,
                                  cut_ms, replay_first and not out, begin,
                                  tuple(raw_checks), tuple(raw_audits)))
+                taken += off - begin
                 begin = off
                 checks, audits, raw_checks, raw_audits = [], [], [], []
-                if len(out) >= limit:
+                if len(out) >= limit or taken >= budget:
                     break
                 continue
             if not line.strip():
@@ -415,11 +425,28 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
                 for rec in a or ():
                     audits.append(rec)
                     raw_audits.append(orjson.dumps(rec))
-        else:
-            if seg >= last:
-                break
-            seg, off = seg + 1, 0  # records after a segment's last cut: none (cut rotates)
     return out
+
+
+def _read_closed(path: Path, offset: int, want: int) -> bytes:
+    """The bytes of ``path`` from ``offset`` to the end of a complete cut line: about ``want``
+    bytes' worth of whole batches, or the first batch after ``offset`` whatever its size;
+    ``b""`` if there is none (yet)."""
+    size = max(want, 1 << 20)
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            data = f.read(size)
+            while True:
+                closed = _closed_part(data)
+                if closed:
+                    return closed
+                more = f.read(max(len(data), size))
+                if not more:
+                    return b""
+                data += more
+    except FileNotFoundError:
+        return b""
 
 
 def has_cut(folder: Path, after: tuple[int, int], seen: dict[str, Any]) -> bool:
