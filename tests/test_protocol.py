@@ -5,6 +5,7 @@ does not take (chunked or oversized bodies, ``Expect``, query strings) to the ap
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -17,6 +18,8 @@ from typing import Any
 import orjson
 import pytest
 import uvicorn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from screening import protocol
 from screening.app import create_app
@@ -24,8 +27,18 @@ from screening.holder import SnapshotHolder
 from screening.server import uvicorn_options
 from screening.settings import Settings
 from tests.apifixtures import fixture_dirs  # noqa: F401 (fixture)
-from tests.servicekit import AS_OF, KEYS, ORG_BLACK, ORG_CLEAN, ListRecorder, make_org
-from tests.test_api_errors import ERRORS
+from tests.servicekit import (
+    AS_OF,
+    KEYS,
+    ORG_BLACK,
+    ORG_CLEAN,
+    PERSON_BLACK,
+    PERSON_REP,
+    SCENARIOS,
+    ListRecorder,
+    make_org,
+)
+from tests.test_api_errors import _FIELD, ERRORS
 
 MAX_BODY = 4096
 
@@ -375,3 +388,56 @@ def test_a_failure_is_the_asgi_500(servers: dict[str, Served], taken: list[int],
     assert orjson.loads(fast[0]["body"])["error"]["code"] == "internal_error"
     assert [normal(r) for r in fast] == [normal(r) for r in slow]
     assert taken == [1]
+
+
+def _encode(obj: Any) -> bytes:
+    """JSON as a client would send it (the standard library's: big integers, NaN …)."""
+    return json.dumps(obj, ensure_ascii=False).encode()
+
+
+_VALID = st.builds(
+    lambda subject, scenario, extra: {"subject": subject, "scenario": scenario, **extra},
+    st.sampled_from([ORG_BLACK, ORG_CLEAN, PERSON_BLACK, PERSON_REP, make_org(5), "1234"]),
+    st.sampled_from([sc["code"] for sc in SCENARIOS]),
+    st.dictionaries(st.sampled_from(["type", "name", "region", "as_of", "consent", "purpose"]),
+                    st.one_of(st.sampled_from(["org", "person", "350100", "350102", AS_OF,
+                                               "某公司", "C-1"]), _FIELD), max_size=3))
+_BODIES = st.one_of(
+    _VALID.map(_encode), _VALID.map(_encode),
+    st.dictionaries(st.sampled_from(["subject", "scenario", "type", "name", "region", "as_of",
+                                     "consent", "purpose", "other"]), _FIELD, max_size=7)
+    .map(_encode),
+    st.binary(max_size=64),
+    st.sampled_from([b"", b"{", b"[]", b"null", b'{"subject": "\xff"}', b"\xef\xbb\xbf{}"]))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(body=_BODIES, who=st.sampled_from(["agency", "agency", "public", "adopter", None, "bad"]),
+       version=st.sampled_from(["1.1", "1.0"]), close=st.booleans(),
+       content_type=st.sampled_from([None, "application/json", "text/plain"]))
+def test_any_request_is_the_asgi_answer(servers: dict[str, Served], body: bytes,
+                                        who: str | None, version: str, close: bool,
+                                        content_type: str | None) -> None:
+    """Generated bodies, keys, HTTP versions and headers: the protocol answers exactly as
+    the ASGI app on uvicorn's own protocol (status, headers but the date, body but the check
+    id — and the time, where the request left ``as_of`` to the server)."""
+    headers = {"Authorization": "Bearer nope"} if who == "bad" else {}
+    if close:
+        headers["Connection"] = "close"
+    if content_type:
+        headers["Content-Type"] = content_type
+    data = request(body, who=None if who == "bad" else who, version=version, headers=headers)
+    (fast,), _ = exchange(servers["protocol"].port, data)
+    (slow,), _ = exchange(servers["asgi"].port, data)
+    a, b = normal(fast), normal(slow)
+    if isinstance(a[2], dict) and isinstance(b[2], dict):
+        try:
+            given_as_of = "as_of" in orjson.loads(body)
+        except (orjson.JSONDecodeError, TypeError):
+            given_as_of = False
+        if not given_as_of:
+            a[2].pop("as_of", None)
+            b[2].pop("as_of", None)
+    assert a == b
+    assert fast["status"] < 500
