@@ -139,6 +139,14 @@ class CheckProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._api = _api_of(self.app)
 
+    def on_message_begin(self) -> None:
+        # a request is starting: the connection is not idle. uvicorn cancels the keep-alive
+        # timer once per packet (``data_received``); an answer written at once from inside the
+        # parser (an authentication error) re-arms it with the next request of the packet still
+        # to come, which would then be cut off after ``timeout_keep_alive``
+        self._unset_keepalive_if_required()
+        super().on_message_begin()
+
     def on_headers_complete(self) -> None:
         api = self._api
         # not while the client leaves answers unread (write buffer over its limit): uvicorn's

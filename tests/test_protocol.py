@@ -441,3 +441,28 @@ def test_any_request_is_the_asgi_answer(servers: dict[str, Served], body: bytes,
             b[2].pop("as_of", None)
     assert a == b
     assert fast["status"] < 500
+
+
+def test_an_answer_in_the_same_packet_does_not_time_out_the_next_request(
+        servers: dict[str, Served], taken: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error the protocol answers at once, with the next request already behind it in the
+    same packet, must not leave the keep-alive timer running over that request."""
+    for served in servers.values():
+        monkeypatch.setattr(served.server.config, "timeout_keep_alive", 0.2)
+    second = request(check_body(ORG_BLACK))
+    data = [request(b"{", who=None), second[:-5]], second[-5:]  # a 401: answered at once
+    for name, served in servers.items():
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as s:
+            s.sendall(data[0][0] + data[0][1])
+            time.sleep(0.5)  # longer than the keep-alive timeout
+            s.sendall(data[1])
+            buf, got = b"", []
+            while len(got) < 2:
+                answer, buf = _parse(buf)
+                if answer is not None:
+                    got.append(answer)
+                    continue
+                chunk = s.recv(65536)
+                assert chunk, f"{name}: the connection was closed before the second answer"
+                buf += chunk
+        assert [g["status"] for g in got] == [401, 200], name
