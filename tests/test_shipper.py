@@ -510,3 +510,42 @@ def test_grouped_checks_are_spooled_with_one_write_at_the_end(tmp_path: Path) ->
         assert len(whole_feed(bb, "法院A")) == 5
     finally:
         bb.close()
+
+
+_CHURN = """
+import resource, sys
+import orjson
+if sys.argv[1] == "keep":
+    from screening.backbone.shipper import keep_heap
+    assert keep_heap()
+record = {"check_id": "c-1", "at": "2026-06-01T10:00:00+08:00", "hits": [{"entry": "E-1",
+          "list": "court.dishonest_debtor", "authority": "x" * 400, "measures": []}]}
+faults = []
+for _ in range(4):  # a shipper's rounds: a batch's records encoded, held, freed at once
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    held = [orjson.dumps(record) for _ in range(20_000)]
+    del held
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(sum(faults[1:]))
+"""
+
+
+def test_the_shipper_keeps_its_heap_between_batches() -> None:
+    """``keep_heap`` (called by the shipper process at start): a batch's records freed at once
+    leave their pages to the next batch instead of giving them back to the system and
+    faulting them in again. Counted in fresh processes, rounds after the first."""
+    import subprocess
+    import sys
+
+    def faults(mode: str) -> int:
+        out = subprocess.run([sys.executable, "-c", _CHURN, mode], cwd=ROOT, check=True,
+                             capture_output=True, text=True, timeout=60)
+        return int(out.stdout.strip())
+
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("no glibc malloc here")
+    kept, given_back = faults("keep"), faults("plain")
+    assert given_back > 1_000  # ~20 MB a round, returned and faulted in again
+    assert kept * 10 < given_back

@@ -156,21 +156,35 @@ class EmbeddedStore:
         return export_events(self.read_events, Path(folder))
 
     # -- feedback and audit, applied in batches from the spool -----------------------------
+    takes_routes = True  # the shipper may hand it records as bytes and routes (no objects)
+
     def apply(self, batch_id: str, checks: list[dict[str, Any]], audits: list[dict[str, Any]],
               *, replay: bool = False,
-              raw: tuple[Sequence[bytes], Sequence[bytes]] | None = None) -> None:
+              raw: tuple[Sequence[bytes], Sequence[bytes]] | None = None,
+              routes: tuple[Sequence[tuple[str, Sequence[str]]], Sequence[str]] | None = None
+              ) -> None:
         """Append a batch: each check record (as serialised, ``raw``) to its day's file and to
         the feed of every authority it hit, each audit record to its day's file. The chunk
-        written to each file starts with a marker line ``{"b": <batch id>}``."""
+        written to each file starts with a marker line ``{"b": <batch id>}``. With ``routes``
+        (``spool.Batch.check_routes``, ``audit_days``) the records are only their bytes in
+        ``raw`` and ``checks``/``audits`` are not read."""
         raw_checks, raw_audits = raw if raw is not None else (
             [orjson.dumps(c) for c in checks], [orjson.dumps(a) for a in audits])
+        if routes is None:
+            check_routes: Sequence[tuple[str, Sequence[str]]] = [
+                (day_of(rec["at"]), authorities(rec)) for rec in checks]
+            audit_days: Sequence[str] = [day_of(rec["at"]) for rec in audits]
+        else:
+            check_routes, audit_days = routes
+            if "" in audit_days or any(not day for day, _ in check_routes):
+                raise ValueError("a record without a time")  # set aside, record by record
         groups: dict[tuple[str, str], list[bytes]] = {}  # (kind, day or authority) -> lines
-        for rec, data in zip(checks, raw_checks):
-            groups.setdefault(("c", day_of(rec["at"])), []).append(data)
-            for authority in authorities(rec):
+        for (day, hit), data in zip(check_routes, raw_checks):
+            groups.setdefault(("c", day), []).append(data)
+            for authority in hit:
                 groups.setdefault(("f", authority), []).append(data)
-        for rec, data in zip(audits, raw_audits):
-            groups.setdefault(("a", day_of(rec["at"])), []).append(data)
+        for day, data in zip(audit_days, raw_audits):
+            groups.setdefault(("a", day), []).append(data)
         files = {self._path(kind, name): lines for (kind, name), lines in groups.items()}
         marker = b'{"b":' + orjson.dumps(batch_id) + b"}"
         try:
