@@ -549,3 +549,59 @@ def test_the_shipper_keeps_its_heap_between_batches() -> None:
     kept, given_back = faults("keep"), faults("plain")
     assert given_back > 1_000  # ~20 MB a round, returned and faulted in again
     assert kept * 10 < given_back
+
+
+def test_shipping_bytes_and_routes_files_what_records_file(tmp_path: Path) -> None:
+    """The embedded store gets the same files, byte for byte, whether the shipper hands it
+    the parsed records or only their bytes and routes (``read_batches(records=False)``,
+    what ``ship_files`` does for it): compact, batch and record lines; hits for several
+    authorities and none; two days; a record it cannot file, set aside both ways."""
+    from screening.backbone import EmbeddedStore
+    from tests.test_backbone import result
+
+    bb = open_backbone(Settings(data=tmp_path / "data"), shipper=True, start=False)
+    try:
+        for i in range(40):
+            hits = [("E-1", "court.dd", "法院A", "block"), ("E-2", "tax.x", "税务局B", "alert"),
+                    ("E-3", "court.dd", "", "review")][: i % 4]
+            res = result(f"c-{i}", hits, person=i % 5 == 0)
+            bb.record_check(res, unit="U1", scenario="bidding", region="350100",
+                            subject=res["subject"]["id"], purpose="审批", consent=f"C-{i}")
+            if i % 9 == 0:
+                bb.record(checks=[rec(f"r-{i}", at="2026-06-01T10:00:00+08:00")],
+                          audits=[aud(f"r-{i}", at="2026-05-31T23:59:59+08:00")])
+            if i % 13 == 0:
+                items = [(result(f"b-{i}-{k}", hits[:k]), "91350100M000100Y43", None)
+                         for k in range(3)]
+                bb.record_batch(items, unit="U2", scenario="bidding", region=None)
+            if i == 20:
+                bb.record(checks=[{"check_id": "no-time", "hits": []}])  # refused both ways
+            if i % 10 == 9:
+                bb.spool.cut()
+        folder = bb.spool.folder
+        stores = {flag: EmbeddedStore(tmp_path / f"store-{flag}") for flag in (True, False)}
+        for flag, store in stores.items():
+            checkpoint = (0, 0)
+            while True:
+                got = read_batches(folder, slot_id(folder) or "", checkpoint, None, False, 3,
+                                   records=flag)
+                if not got:
+                    break
+                for batch in got:
+                    assert (batch.check_routes is None) == flag
+                    shipping.apply_batch(store, folder, batch)
+                    checkpoint = (batch.segment, batch.end)
+
+        def files(root: Path) -> dict[str, bytes]:
+            return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                    if p.is_file() and p.suffix == ".jsonl"}
+
+        kept, lean = files(tmp_path / "store-True"), files(tmp_path / "store-False")
+        assert kept == lean
+        assert sum(name.startswith("backbone/feeds/") for name in kept) == 2  # A, B; not ""
+        assert sum(name.startswith("backbone/checks/") for name in kept) == 2
+        assert sum(name.startswith("audit/") for name in kept) == 2
+        rejected = (folder / "rejected.jsonl").read_bytes().splitlines()
+        assert len(rejected) == 2 and all(b"no-time" in line for line in rejected)
+    finally:
+        bb.close(timeout=0.2)
