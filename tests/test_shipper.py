@@ -605,3 +605,26 @@ def test_shipping_bytes_and_routes_files_what_records_file(tmp_path: Path) -> No
         assert len(rejected) == 2 and all(b"no-time" in line for line in rejected)
     finally:
         bb.close(timeout=0.2)
+
+
+def test_the_embedded_store_fsyncs_every_file_of_a_batch(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch's files are all written, then all ``fsync``ed (one journal commit instead of
+    one a file), before ``apply`` returns and the shipper moves its checkpoint."""
+    from screening.backbone import EmbeddedStore
+
+    store = EmbeddedStore(tmp_path / "store")
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recorded(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recorded)
+    hits = [("E-1", "court.dd", "法院A", "block"), ("E-2", "tax.x", "税务局B", "alert")]
+    store.apply("b-1", [rec("c-1", hits=hits), rec("c-2", at="2026-06-01T10:00:00+08:00")],
+                [aud("c-1"), aud("c-2", at="2026-06-01T10:00:00+08:00")])
+    written = sorted(str(p) for p in (tmp_path / "store").rglob("*.jsonl"))
+    assert len(written) == 6  # two check days, two audit days, two feeds
+    assert sorted(synced) == written
