@@ -628,3 +628,33 @@ def test_the_embedded_store_fsyncs_every_file_of_a_batch(tmp_path: Path,
     written = sorted(str(p) for p in (tmp_path / "store").rglob("*.jsonl"))
     assert len(written) == 6  # two check days, two audit days, two feeds
     assert sorted(synced) == written
+
+
+def test_records_before_a_broken_cut_line_wait_for_the_next_cut(tmp_path: Path) -> None:
+    """A cut line that is not JSON (a torn write mended by the next append) ends no batch: the
+    records before it are shipped with the next good cut, never skipped — also when a read
+    (a 1 MiB window) ends between the broken cut line and the next good one."""
+    bb = open_backbone(Settings(data=tmp_path / "data"), shipper=True, start=False)
+    try:
+        folder = bb.spool.folder
+        bb.record(audits=[aud("a-1")])
+        bb.spool.cut()
+        bb.record(audits=[aud("a-2")])
+        bb.spool.record(b'{"cut":17\n')  # broken
+        tail = [f"t-{i}" for i in range(6_000)]  # > 1 MiB before the next good cut
+        for name in tail:
+            bb.record(audits=[aud(name)])
+        got = read_batches(folder, slot_id(folder) or "", read_checkpoint(folder), None,
+                           False, 64, budget=1)
+        assert [[a["check_id"] for a in b.audits] for b in got] == [["a-1"]]
+        bb.spool.cut()
+        for budget in (1, 2_048, 8 << 20):
+            seen: list[list[str]] = []
+            checkpoint = read_checkpoint(folder)
+            while got := read_batches(folder, slot_id(folder) or "", checkpoint, None, False,
+                                      64, budget=budget):
+                seen += [[a["check_id"] for a in b.audits] for b in got]
+                checkpoint = (got[-1].segment, got[-1].end)
+            assert seen == [["a-1"], ["a-2", *tail]], budget
+    finally:
+        bb.close(timeout=0.2)

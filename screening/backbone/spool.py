@@ -367,15 +367,17 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
         segs = segments(folder)
         last = segs[-1] if segs else seg
     taken = 0  # bytes of the batches read so far
+    beyond = 0  # read on past this many bytes: the last cut line before them is broken
     while seg <= last and len(out) < limit and taken < budget:
-        data = _read_closed(_segment_path(folder, seg), off, budget - taken)
+        data = _read_closed(_segment_path(folder, seg), off, budget - taken, beyond)
+        beyond = 0
         if not data:  # no closed batch after ``off`` in this segment
             if seg >= last:
                 break
             seg, off = seg + 1, 0  # records after a segment's last cut: none (cut rotates)
             continue
         got = _Records(records)
-        begin = off
+        begin = read_from = off
         for line in data.split(b"\n")[:-1] if data else ():
             start = off
             off += len(line) + 1
@@ -426,6 +428,12 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
                     got.add(rec, None)
                 for rec in a or ():
                     got.add(None, rec)
+        else:
+            # all of it read, and its last cut line was not JSON: the records after the last
+            # good one are no batch yet. Read on from there, past the broken line
+            if begin == read_from:
+                beyond = off - read_from
+            off = begin
     return out
 
 
@@ -485,18 +493,18 @@ def _audit_day(record: dict[str, Any]) -> str:
         return ""
 
 
-def _read_closed(path: Path, offset: int, want: int) -> bytes:
+def _read_closed(path: Path, offset: int, want: int, beyond: int = 0) -> bytes:
     """The bytes of ``path`` from ``offset`` to the end of a complete cut line: about ``want``
-    bytes' worth of whole batches, or the first batch after ``offset`` whatever its size;
-    ``b""`` if there is none (yet)."""
-    size = max(want, 1 << 20)
+    bytes' worth of whole batches, or the first batch after ``offset`` whatever its size,
+    and more than ``beyond`` bytes; ``b""`` if there is none (yet)."""
+    size = max(want, beyond + 1, 1 << 20)
     try:
         with path.open("rb") as f:
             f.seek(offset)
             data = f.read(size)
             while True:
                 closed = _closed_part(data)
-                if closed:
+                if len(closed) > beyond:
                     return closed
                 more = f.read(max(len(data), size))
                 if not more:
