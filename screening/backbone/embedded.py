@@ -37,7 +37,15 @@ from . import logfile
 from .archive import DEFAULT_KEEP_DAYS, AuditFiles, days_before
 from .events import UNCHECKED, ExportResult, StaleLog, export_events
 from .ratelimit import Admission, LocalLimiter
-from .records import Page, authorities, check_event, day_of, feed_items, outcome_record
+from .records import (
+    Page,
+    audit_day,
+    check_event,
+    check_route,
+    day_of,
+    feed_items,
+    outcome_record,
+)
 from .stats import Key, check_by, check_month, count_checks, count_queries, rows
 
 OUTCOME_DAYS = 90
@@ -170,14 +178,10 @@ class EmbeddedStore:
         ``raw`` and ``checks``/``audits`` are not read."""
         raw_checks, raw_audits = raw if raw is not None else (
             [orjson.dumps(c) for c in checks], [orjson.dumps(a) for a in audits])
-        if routes is None:
-            check_routes: Sequence[tuple[str, Sequence[str]]] = [
-                (day_of(rec["at"]), authorities(rec)) for rec in checks]
-            audit_days: Sequence[str] = [day_of(rec["at"]) for rec in audits]
-        else:
-            check_routes, audit_days = routes
-            if "" in audit_days or any(not day for day, _ in check_routes):
-                raise ValueError("a record without a time")  # set aside, record by record
+        check_routes, audit_days = routes if routes is not None else (
+            [check_route(rec) for rec in checks], [audit_day(rec) for rec in audits])
+        if "" in audit_days or any(not day for day, _ in check_routes):
+            raise ValueError("a record without a time")  # set aside, record by record
         groups: dict[tuple[str, str], list[bytes]] = {}  # (kind, day or authority) -> lines
         for (day, hit), data in zip(check_routes, raw_checks):
             groups.setdefault(("c", day), []).append(data)

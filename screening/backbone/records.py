@@ -132,6 +132,23 @@ def authorities(record: dict[str, Any]) -> list[str]:
     return sorted({h["authority"] for h in record["hits"] if h.get("authority")})
 
 
+def check_route(record: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """Where a check record is filed: its day and the authorities of its hits; ``("", ())``
+    for one that cannot be filed (no time, no hits), which the store refuses."""
+    try:
+        return day_of(record["at"]), tuple(authorities(record))
+    except (KeyError, TypeError, ValueError, AttributeError, Invalid):
+        return "", ()
+
+
+def audit_day(record: dict[str, Any]) -> str:
+    """Where an audit record is filed: its day; ``""`` for one without a time (refused)."""
+    try:
+        return day_of(record["at"])
+    except (KeyError, TypeError, ValueError, AttributeError, Invalid):
+        return ""
+
+
 def feed_items(record: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """One item per hit, under the hit entry's authority (hits without one go nowhere)."""
     base = {k: record.get(k) for k in ("check_id", "at", "unit", "scenario", "region", "subject",

@@ -44,7 +44,7 @@ import orjson
 
 from ..errors import Invalid
 from . import logfile
-from .records import authorities, day_of, expand_batch, expand_query
+from .records import audit_day, check_route, expand_batch, expand_query
 
 log = logging.getLogger(__name__)
 
@@ -459,13 +459,13 @@ class _Records:
             if self.records:
                 self.checks.append(check)
             else:
-                self.routes.append(_check_route(check))
+                self.routes.append(check_route(check))
         if audit is not None:
             self.raw_audits.append(orjson.dumps(audit) if raw_audit is None else raw_audit)
             if self.records:
                 self.audits.append(audit)
             else:
-                self.days.append(_audit_day(audit))
+                self.days.append(audit_day(audit))
 
     def batch(self, batch_id: str, segment: int, end: int, cut_ms: int, replay: bool,
               start: int) -> Batch:
@@ -473,24 +473,6 @@ class _Records:
                      replay, start, tuple(self.raw_checks), tuple(self.raw_audits),
                      None if self.records else tuple(self.routes),
                      None if self.records else tuple(self.days))
-
-
-def _check_route(record: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
-    """A check record's day and the authorities of its hits; ``("", ())`` for one the store
-    could not file (no time, no hits): the store refuses it and the shipper sets it aside, as
-    it does when it gets the record itself."""
-    try:
-        return day_of(record["at"]), tuple(authorities(record))
-    except (KeyError, TypeError, ValueError, AttributeError, Invalid):
-        return "", ()
-
-
-def _audit_day(record: dict[str, Any]) -> str:
-    """An audit record's day; ``""`` for one without a time (refused, as ``_check_route``)."""
-    try:
-        return day_of(record["at"])
-    except (KeyError, TypeError, ValueError, AttributeError, Invalid):
-        return ""
 
 
 def _read_closed(path: Path, offset: int, want: int, beyond: int = 0) -> bytes:
