@@ -45,10 +45,13 @@ INTERNAL = Answer(500, orjson.dumps({"error": {"code": "internal_error",
                   "error")
 
 
+def content_length(n: int) -> bytes:
+    """A Content-Length value, pre-encoded for the usual sizes."""
+    return _LENGTHS[n] if n < 4096 else str(n).encode()
+
+
 async def send_answer(send: Send, answer: Answer) -> None:
-    n = len(answer.payload)
-    length = _LENGTHS[n] if n < 4096 else str(n).encode()
-    headers = [_CONTENT_TYPE, (b"content-length", length)]
+    headers = [_CONTENT_TYPE, (b"content-length", content_length(len(answer.payload)))]
     if answer.headers:
         headers.extend(answer.headers)
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
@@ -129,15 +132,15 @@ class ScreeningAPI(FastAPI):
     async def fast_check(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = perf_counter()
         service = self.service
-        authorization = content_length = None
+        authorization = length = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
             elif name == b"content-length":
-                content_length = value
+                length = value
         try:
             account = service.authenticate(authorization)
-            body = await read_body(receive, content_length, service.settings.max_body)
+            body = await read_body(receive, length, service.settings.max_body)
             if self.coalescer is not None:
                 answer = await self.coalescer.ask(account, body)
             else:

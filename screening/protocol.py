@@ -38,14 +38,13 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from .accounts import Account
 from .errors import ScreeningError
-from .fastpath import INTERNAL, ScreeningAPI
+from .fastpath import INTERNAL, ScreeningAPI, content_length
 from .service import CHECK_ROUTE, Answer, error_answer
 
 log = logging.getLogger(__name__)
 
 _URL = CHECK_ROUTE.encode()
 _CONTENT_TYPE = b"content-type: application/json\r\ncontent-length: "
-_LENGTHS = [b"%d\r\n" % n for n in range(4096)]
 
 
 class _Quiet:
@@ -113,11 +112,10 @@ class _Pending:
         try:
             if not self.disconnected and not protocol.transport.is_closing():
                 payload = answer.payload
-                n = len(payload)
                 parts = [STATUS_LINE[answer.status]]
                 for name, value in protocol.server_state.default_headers:
                     parts += (name, b": ", value, b"\r\n")
-                parts += (_CONTENT_TYPE, _LENGTHS[n] if n < 4096 else b"%d\r\n" % n)
+                parts += (_CONTENT_TYPE, content_length(len(payload)), b"\r\n")
                 for name, value in answer.headers:
                     parts += (name, b": ", value, b"\r\n")
                 if not self.keep_alive:
