@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from screening.backbone import Front, open_backbone, shipper as shipping
-from screening.backbone.records import subject_hash
+from screening.backbone import Front, logfile, open_backbone, shipper as shipping
+from screening.backbone.embedded import checks_of
+from screening.backbone.records import stored_audit, subject_hash
 from screening.backbone.spool import ShipLock, read_batches, read_checkpoint, slot_id
 from screening.settings import Settings
 from tests.test_backbone import (ROOT, RedisServer, aud, kill_writer, kind,  # noqa: F401
@@ -420,6 +421,111 @@ def test_a_compact_check_line_expands_to_exactly_the_two_records(person: bool) -
     assert check["hits"][0]["via"]["id"] == "1101051949****002X"
 
 
+@pytest.mark.parametrize("person", [False, True])
+def test_a_routed_check_line_expands_to_exactly_the_two_records(person: bool) -> None:
+    """``check_line`` (what the request path spools): its records are ``check_record`` and
+    ``audit_record``; its route is its day and the sorted authorities of its hits; its audit
+    part is a compact line of the audit record alone; no person's number is in clear."""
+    import orjson
+
+    from screening.backbone import audit_record, check_record
+    from screening.backbone.records import check_line, expand_line, route_line
+    from tests.test_backbone import result
+
+    res = result("c-9", [("E-2", "tax.x", "税务B", "alert"), ("E-1", "court.dd", "法院A", "block"),
+                         ("E-3", "court.dd", "", "review")], person=person)
+    res["hits"][1]["measures"].append({"id": "M-X", "name": "n", "force": "advisory",
+                                       "effect": "review", "action": "review", "basis": "b"})
+    before = orjson.dumps(res)
+    subject = res["subject"]["id"]
+    # a purpose and consent holding the markers the route is found by, as text
+    purpose, consent = '审批],"h":[x', 'C-1,"r":["2020-01-01",null]}'
+    line = check_line(res, unit="U1", scenario="bidding", region="350100", subject=subject,
+                      purpose=purpose, consent=consent, at="2026-06-01T23:59:59.500000+08:00")
+    assert line.endswith(b"\n") and orjson.dumps(res) == before  # the answer is untouched
+    assert subject.encode() not in line or not person
+    at = "2026-06-01T23:59:59.500000+08:00"
+    check, audit = expand_line(orjson.loads(line))
+    assert check == check_record(res, unit="U1", scenario="bidding", region="350100", at=at)
+    assert audit == audit_record(unit="U1", scenario="bidding", subject=subject, decision="alert",
+                                 check_id="c-9", purpose=purpose, consent=consent, at=at)
+    day, names, audit_line = route_line(line[:-1])
+    assert (day, names) == ("2026-06-01", ["法院A", "税务B"])
+    assert stored_audit(orjson.loads(audit_line)) == audit
+    assert b'"h"' not in audit_line and b"E-1" not in audit_line
+    # every torn prefix of the line is refused (a write cut short is never filed)
+    assert all(route_line(line[:n]) is None for n in range(len(line) - 1))
+    clean = {**res, "hits": []}
+    line = check_line(clean, unit="U1", scenario="bidding", region=None, subject=subject)
+    assert expand_line(orjson.loads(line))[0] is None
+    assert route_line(line[:-1])[:2] == (orjson.loads(line)["q2"][0][:10], None)
+    linked = {**res, "hits": [res["hits"][0], {**res["hits"][1], "path": "org_of:legal_rep",
+                              "via": {"type": "person", "id": "11010519491231002X"}}]}
+    line = check_line(linked, unit="U1", scenario="bidding", region=None, subject=subject)
+    assert b"11010519491231002X" not in line  # the via person's number is masked in the spool
+    assert linked["hits"][1]["via"]["id"] == "11010519491231002X"  # not in the answer
+    check, audit = expand_line(orjson.loads(line))
+    assert check == check_record(linked, unit="U1", scenario="bidding", at=audit["at"])
+    assert check["hits"][1]["via"]["id"] == "1101051949****002X"
+
+
+def test_torn_routed_lines_are_skipped_and_the_batch_ships_without_them(tmp_path: Path) -> None:
+    """A routed line cut short (power loss) in the spool is skipped, as a torn line of any
+    other kind; the lines around it are shipped, once."""
+    from screening.backbone import EmbeddedStore
+    from tests.test_backbone import result
+
+    bb = open_backbone(Settings(data=tmp_path / "data"), shipper=True, start=False)
+    try:
+        for i in range(3):
+            res = result(f"c-{i}", [("E-1", "court.dd", "法院A", "block")])
+            bb.record_check(res, unit="U1", scenario="bidding", region=None,
+                            subject=res["subject"]["id"])
+            if i == 1:  # the torn line, then a newline (what reopening a torn segment adds)
+                torn = bb.spool
+                path = torn.folder / f"{torn.segment:08d}.log"
+                whole = path.read_bytes()
+                last = whole[:-1].rsplit(b"\n", 1)[-1]
+                with path.open("ab") as f:
+                    f.write(last[:-3] + b"\n")
+        bb.spool.cut()
+        folder = bb.spool.folder
+        store = EmbeddedStore(tmp_path / "store")
+        batches = read_batches(folder, slot_id(folder) or "", (0, 0), None, False, records=False)
+        assert len(batches) == 1 and len(batches[0].raw_checks) == 3
+        shipping.apply_batch(store, folder, batches[0])
+        page = store.read_feedback("法院A")
+        assert [i["check_id"] for i in page.items] == ["c-0", "c-1", "c-2"]
+        assert len(store.read_audit().items) == 3
+    finally:
+        bb.close(timeout=0.2)
+
+
+def test_an_outcome_finds_its_check_line_not_a_line_that_mentions_its_id(tmp_path: Path
+                                                                         ) -> None:
+    """``post_outcome`` looks a check up in the day's file by its id: a later line that holds
+    the same id as text (a consent reference here) is not taken for it."""
+    from screening.backbone import EmbeddedStore
+    from screening.backbone.records import check_line, route_line
+    from screening.errors import Forbidden
+    from tests.test_backbone import result
+
+    store = EmbeddedStore(tmp_path / "store")
+    mine = result("X-2", [("E-1", "court.dd", "法院A", "block")])
+    other = result("X-3", [("E-1", "court.dd", "法院A", "block")])
+    lines = [check_line(mine, unit="U2", scenario="bidding", region=None, subject="S")[:-1],
+             check_line(other, unit="U1", scenario="bidding", region=None, subject="S",
+                        consent="X-2")[:-1]]
+    routed = [route_line(line) for line in lines]
+    store.apply("b1", [], [], raw=(lines, [r[2] for r in routed]),
+                routes=([(r[0], tuple(r[1])) for r in routed], [r[0] for r in routed]))
+    assert store.post_outcome("X-2", "U2", "intercepted")["check_id"] == "X-2"
+    with pytest.raises(Forbidden):
+        store.post_outcome("X-3", "U2", "intercepted")
+    with pytest.raises(Forbidden):
+        store.post_outcome("X-2", "U1", "intercepted")
+
+
 def test_record_check_through_the_shipper(tmp_path: Path) -> None:
     from tests.test_backbone import result
 
@@ -552,10 +658,12 @@ def test_the_shipper_keeps_its_heap_between_batches() -> None:
 
 
 def test_shipping_bytes_and_routes_files_what_records_file(tmp_path: Path) -> None:
-    """The embedded store gets the same files, byte for byte, whether the shipper hands it
-    the parsed records or only their bytes and routes (``read_batches(records=False)``,
-    what ``ship_files`` does for it): compact, batch and record lines; hits for several
-    authorities and none; two days; a record it cannot file, set aside both ways."""
+    """The embedded store files the same records in the same files and batches whether the
+    shipper hands it the parsed records or only their bytes and routes
+    (``read_batches(records=False)``, what ``ship_files`` does for it; a routed check line is
+    then filed as it is and expanded when read): routed, compact, batch and record lines;
+    hits for several authorities and none; two days; a record it cannot file, set aside both
+    ways."""
     from screening.backbone import EmbeddedStore
     from tests.test_backbone import result
 
@@ -592,12 +700,23 @@ def test_shipping_bytes_and_routes_files_what_records_file(tmp_path: Path) -> No
                     shipping.apply_batch(store, folder, batch)
                     checkpoint = (batch.segment, batch.end)
 
-        def files(root: Path) -> dict[str, bytes]:
-            return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-                    if p.is_file() and p.suffix == ".jsonl"}
+        def files(root: Path) -> dict[str, tuple[list[bytes], list[dict[str, Any]]]]:
+            """Each file's batch markers, and its records as the store's readers see them."""
+            out = {}
+            for p in sorted(root.rglob("*.jsonl")):
+                name = str(p.relative_to(root))
+                lines = p.read_bytes().split(b"\n")
+                objs = logfile.decode(lines)
+                assert len(objs) + sum(line.startswith(b'{"b":') for line in lines) == \
+                    len([line for line in lines if line])  # nothing unreadable
+                out[name] = ([line for line in lines if line.startswith(b'{"b":')],
+                             [stored_audit(o) for o in objs] if name.startswith("audit/")
+                             else checks_of(objs))
+            return out
 
         kept, lean = files(tmp_path / "store-True"), files(tmp_path / "store-False")
         assert kept == lean
+        assert sum(len(records) for _, records in kept.values()) > 100
         assert sum(name.startswith("backbone/feeds/") for name in kept) == 2  # A, B; not ""
         assert sum(name.startswith("backbone/checks/") for name in kept) == 2
         assert sum(name.startswith("audit/") for name in kept) == 2

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import gzip
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,11 @@ from typing import Any
 
 import orjson
 
+from ..errors import Invalid
 from . import logfile
+from .records import stored_audit
+
+log = logging.getLogger(__name__)
 
 MIN_KEEP_DAYS = 3 * 365 + 1
 DEFAULT_KEEP_DAYS = 3 * 366 + 31
@@ -146,7 +151,10 @@ def _record(line: bytes, end: int) -> Iterator[tuple[dict[str, Any], int]]:
         except orjson.JSONDecodeError:
             return
         if isinstance(value, dict) and not (len(value) == 1 and "b" in value):
-            yield value, end
+            try:
+                yield stored_audit(value), end  # a record, or a check's compact line
+            except (ValueError, TypeError, KeyError, AttributeError, Invalid) as exc:
+                log.error("audit.unreadable_line %r: %.200r", exc, value)
 
 
 def _uncompressed_length(path: Path) -> int:

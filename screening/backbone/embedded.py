@@ -20,6 +20,7 @@ per day and offset (each process folds only what is new).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -45,8 +46,11 @@ from .records import (
     day_of,
     feed_items,
     outcome_record,
+    stored_check,
 )
 from .stats import Key, check_by, check_month, count_checks, count_queries, rows
+
+log = logging.getLogger(__name__)
 
 OUTCOME_DAYS = 90
 _INTERNAL = ("b", "sid")
@@ -239,7 +243,7 @@ class EmbeddedStore:
                 break
             for line in lines:
                 offset += len(line) + 1
-                for rec in logfile.decode([line]):
+                for rec in checks_of(logfile.decode([line])):
                     items.extend(feed_items(rec).get(authority, ()))
                 if len(items) >= limit:
                     break
@@ -255,14 +259,23 @@ class EmbeddedStore:
     def post_outcome(self, check_id: str, unit: str, outcome: str, note: str | None = None
                      ) -> dict[str, Any]:
         rec = outcome_record(check_id, unit, outcome, note)
-        needle = b'"check_id":' + orjson.dumps(check_id) + b","
+        quoted = orjson.dumps(check_id)
+        record_needle = b'"check_id":' + quoted + b","  # a check record
+        line_needle = b"," + quoted + b","  # a check line (``records.check_line``)
+
+        def is_check(line: bytes) -> bool:
+            found = checks_of(logfile.decode([line]))
+            return bool(found) and found[0]["check_id"] == check_id
+
         today = rec["at"][:10]
         for day in sorted((p.stem for p in (self.root / "checks").glob("*.jsonl")), reverse=True):
             if day < days_before(today, self.outcome_days):
                 break
-            line = logfile.find_line(self.root / "checks" / f"{day}.jsonl", needle)
+            path = self.root / "checks" / f"{day}.jsonl"
+            line = logfile.find_line(path, record_needle, is_check) or \
+                logfile.find_line(path, line_needle, is_check)
             if line is not None:
-                owner = orjson.loads(line)["unit"]
+                owner = checks_of(logfile.decode([line]))[0]["unit"]
                 if owner != unit:
                     raise Forbidden("not_your_check", "only the unit that made a check may "
                                     "post its outcome")
@@ -296,7 +309,7 @@ class EmbeddedStore:
                 lines, offset = logfile.read_lines(path, offset, 10_000)
                 if not lines:
                     break
-                count_checks(logfile.decode(lines), counts)
+                count_checks(checks_of(logfile.decode(lines)), counts)
         else:
             batch: list[dict[str, Any]] = []
             for record, end in self.audit_files.scan(day, offset):
@@ -353,6 +366,18 @@ class EmbeddedStore:
 
     def close(self) -> None:
         pass
+
+
+def checks_of(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The check records of decoded feed or check file lines (``records.stored_check``); a
+    line that is JSON but no check record is logged and skipped, like a torn one."""
+    out = []
+    for obj in objs:
+        try:
+            out.append(stored_check(obj))
+        except (ValueError, TypeError, KeyError, AttributeError, Invalid) as exc:
+            log.error("backbone.unreadable_check_line %r: %.200r", exc, obj)
+    return out
 
 
 def _load_outcomes(path: Path) -> dict[str, dict[str, Any]]:

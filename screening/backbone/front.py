@@ -41,10 +41,10 @@ from .records import (
     Page,
     audit_record,
     batch_line,
+    check_line,
     check_record,
     now_iso,
     query_item,
-    query_line,
 )
 from .spool import CUT_BYTES, ShipLock, Spool, read_checkpoint
 
@@ -158,10 +158,11 @@ class Front:
                      consent: str | None = None) -> None:
         """One completed check (``result`` has a ``check_id``): its feedback record when it
         hit and its audit record, as ``record(checks=[check_record(...)], audits=[audit_record(
-        ...)])`` would spool them. In shipper mode the request path writes one compact line
-        (``records.query_line``) and the shipper builds the two records from it."""
+        ...)])`` would spool them. In shipper mode the request path writes one routed line
+        (``records.check_line``): the answer's hits as orjson encodes them, and where the
+        records are filed; the embedded store's shipper files it as it is."""
         if not self.spool.keep:
-            self._append(query_line(result, unit=unit, scenario=scenario, region=region,
+            self._append(check_line(result, unit=unit, scenario=scenario, region=region,
                                     subject=subject, purpose=purpose, consent=consent))
             return
         made, audited = _records(result, {"unit": unit, "scenario": scenario, "region": region,

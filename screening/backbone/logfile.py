@@ -160,18 +160,22 @@ def cached(cache: dict[Path, tuple[float, int, T]], path: Path, load: Callable[[
     return value
 
 
-def find_line(path: Path, needle: bytes) -> bytes | None:
-    """The last line of a plain file that contains ``needle``."""
+def find_line(path: Path, needle: bytes,
+              match: Callable[[bytes], bool] | None = None) -> bytes | None:
+    """The last line of a plain file that contains ``needle`` (and that ``match`` accepts)."""
     try:
         with path.open("rb") as f:
             if os.fstat(f.fileno()).st_size == 0:
                 return None
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-                at = m.rfind(needle)
-                if at < 0:
-                    return None
-                start = m.rfind(b"\n", 0, at) + 1
-                end = m.find(b"\n", at)
-                return bytes(m[start:end if end >= 0 else len(m)])
+                end_at = len(m)
+                while (at := m.rfind(needle, 0, end_at)) >= 0:
+                    start = m.rfind(b"\n", 0, at) + 1
+                    end = m.find(b"\n", at)
+                    line = bytes(m[start:end if end >= 0 else len(m)])
+                    if match is None or match(line):
+                        return line
+                    end_at = start
+                return None
     except FileNotFoundError:
         return None

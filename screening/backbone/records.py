@@ -221,6 +221,104 @@ def query_line(result: dict[str, Any], *, unit: str, scenario: str, region: str 
     return b'{"q":%s}\n' % _dumps([at or now_iso(), unit, scenario, region, purpose, *item])
 
 
+def check_line(result: dict[str, Any], *, unit: str, scenario: str, region: str | None,
+               subject: str | None, purpose: str | None = None, consent: str | None = None,
+               at: str | None = None) -> bytes:
+    """One completed check as a *routed* spool line (what ``screening serve`` writes)::
+
+        {"q2": [at, unit, scenario, region, purpose, consent, subject hash, check id,
+                decision, snapshot, subject type, subject id], "h": hits, "r": [day, authorities]}
+
+    The same fields as ``query_line``, but the hits are the answer's own (orjson encodes them
+    in C; nothing is rebuilt in Python) and the line ends with where it is filed: the CST day,
+    and the sorted authorities of its hits (``null`` without hits). The embedded store's
+    shipper files the line as it is, reading only that route (``spool.route_line``): no
+    record is decoded or encoded on the way to disk; readers expand it (``stored_check``).
+    The audit trail gets the line without its hits (``audit_part``). The subject is hashed and
+    every person's ID number masked here, as in ``query_item``."""
+    sub = result.get("subject") or {}
+    sid, kind = sub.get("id"), sub.get("type")
+    if kind == "person":
+        sid = _mask_person(sid)
+    hits = result.get("hits") or []
+    names = None
+    if hits:
+        names = sorted({h["authority"] for h in hits if h.get("authority")})
+        copied = False  # the answer's hits are not changed: a hit to mask is copied
+        for i, h in enumerate(hits):
+            via = h.get("via")
+            if via is not None and (h.get("path") or "").startswith("org_of:"):
+                if not copied:
+                    hits, copied = list(hits), True
+                hits[i] = {**h, "via": {**via, "id": _mask_person(via.get("id"))}}
+    at = at or now_iso()
+    head = [at, unit, scenario, region, purpose, consent,
+            subject_hash(subject) if subject else None, result["check_id"],
+            result.get("decision"), result.get("snapshot"), kind, sid]
+    return b'{"q2":%s,"h":%s,"r":%s}\n' % (_dumps(head), _dumps(hits),
+                                            _dumps([day_of(at), names]))
+
+
+_Q2 = b'{"q2":['
+_HITS_AT = b'],"h":['
+_ROUTE_AT = b',"r":['
+
+
+def route_line(line: bytes) -> tuple[str, list[str] | None, bytes] | None:
+    """The route of a ``check_line`` (without its newline) read from its last bytes —
+    ``(day, authorities or None without hits, its audit part)`` — or None for a line cut
+    short (a torn write). Neither marker can occur inside a JSON string (a quote there is
+    always escaped), so the first ``],"h":[`` ends the head and the last ``,"r":[`` starts the
+    route; a line that ends with the route's ``]}`` is whole."""
+    h = line.find(_HITS_AT)
+    r = line.rfind(_ROUTE_AT)
+    if h < 0 or r < h or not line.endswith(b"]}"):
+        return None
+    try:
+        day, names = orjson.loads(line[r + 5:-1])
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        return None
+    if not isinstance(day, str) or len(day) != 10 or not (
+            names is None or isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        return None
+    return day, names, audit_part(line, h)
+
+
+def audit_part(line: bytes, h: int | None = None) -> bytes:
+    """A ``check_line``'s audit record as a ``query_line`` without hits (``{"q": [...,
+    []]}``): what the audit trail keeps of a check, read back by ``stored_audit``."""
+    if h is None:
+        h = line.find(_HITS_AT)
+    return b'{"q":' + line[6:h] + b",[]]}"
+
+
+def expand_line(obj: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """``expand_query`` for a parsed ``check_line``."""
+    head, hits = obj["q2"], obj["h"]
+    if not isinstance(head, list) or len(head) != 12 or not isinstance(hits, list):
+        raise ValueError("not a check line")
+    return expand_query([*head, hits])
+
+
+def stored_check(obj: dict[str, Any]) -> dict[str, Any]:
+    """A check record as a store file holds it: the record itself, or a ``check_line``."""
+    if "q2" in obj:
+        check = expand_line(obj)[0]
+        if check is None:
+            raise ValueError("a check line without hits")
+        return check
+    return obj
+
+
+def stored_audit(obj: dict[str, Any]) -> dict[str, Any]:
+    """An audit record as a store file holds it: the record itself, or a compact line."""
+    if "q" in obj:
+        return expand_query(obj["q"])[1]
+    if "q2" in obj:
+        return expand_line(obj)[1]
+    return obj
+
+
 def batch_line(items: list[Any], *, at: str, unit: str, scenario: str, region: str | None,
                purpose: str | None = None) -> bytes:
     """The checks of one batch request as one compact spool line, ``{"qb": [head, items]}``:

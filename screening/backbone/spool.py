@@ -44,7 +44,16 @@ import orjson
 
 from ..errors import Invalid
 from . import logfile
-from .records import audit_day, check_route, expand_batch, expand_query
+from .records import (
+    audit_day,
+    check_route,
+    expand_batch,
+    expand_line,
+    expand_query,
+    route_line,
+    stored_audit,
+    stored_check,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +65,7 @@ READ_BYTES = 8 << 20
 CUT_BYTES = 4 << 20
 QUEUED_BATCHES = 256
 _CUT_PREFIX = b'{"cut":'
+_CHECK_LINE = b'{"q2":['
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +89,8 @@ class Batch:
         """The check and audit records, decoded again from their bytes if read without."""
         if self.check_routes is None:
             return list(self.checks), list(self.audits)
-        return ([orjson.loads(r) for r in self.raw_checks],
-                [orjson.loads(r) for r in self.raw_audits])
+        return ([stored_check(orjson.loads(r)) for r in self.raw_checks],
+                [stored_audit(orjson.loads(r)) for r in self.raw_audits])
 
 
 class Spool:
@@ -396,6 +406,11 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
                 continue
             if not line.strip():
                 continue
+            if not records and line.startswith(_CHECK_LINE):  # routed: filed as it is
+                routed = route_line(line)
+                if routed is not None:  # else a torn line (cut short), skipped
+                    got.add_line(line, *routed)
+                continue
             try:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError:
@@ -404,7 +419,12 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
                 return _stop(out, slot, checkpoint, seg, start, "not a JSON object")
             c, a = obj.get("c"), obj.get("a")
             q = obj.get("q")
-            if isinstance(q, list):  # a compact check line: the records are built here
+            if "q2" in obj:  # a routed check line, read with its records (the Redis store)
+                try:
+                    got.add(*expand_line(obj))
+                except (ValueError, TypeError, KeyError, Invalid) as exc:
+                    return _stop(out, slot, checkpoint, seg, start, f"check line: {exc!r}")
+            elif isinstance(q, list):  # a compact check line: the records are built here
                 try:
                     got.add(*expand_query(q))
                 except (ValueError, TypeError, KeyError, Invalid) as exc:
@@ -466,6 +486,16 @@ class _Records:
                 self.audits.append(audit)
             else:
                 self.days.append(audit_day(audit))
+
+    def add_line(self, line: bytes, day: str, authorities: list[str] | None,
+                 audit: bytes) -> None:
+        """A routed check line (``records.check_line``): filed as it is under its day and
+        authorities if it hit, its audit part under its day."""
+        if authorities is not None:
+            self.raw_checks.append(line)
+            self.routes.append((day, tuple(authorities)))
+        self.raw_audits.append(audit)
+        self.days.append(day)
 
     def batch(self, batch_id: str, segment: int, end: int, cut_ms: int, replay: bool,
               start: int) -> Batch:
