@@ -272,7 +272,8 @@ def audits_recorded(mode: str, data: Path, redis_url: str) -> int:
     n = 0
     for path in (data / "audit").glob("*.jsonl"):
         with path.open("rb") as f:
-            n += sum(1 for line in f if line.startswith(b'{"at"'))
+            # an audit record, or a check's compact line (``records.audit_part``)
+            n += sum(1 for line in f if line.startswith((b'{"at"', b'{"q"')))
     return n
 
 

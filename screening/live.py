@@ -101,9 +101,11 @@ class BackboneRecorder:
                result: Mapping[str, Any]) -> None:
         quick = getattr(self.backbone, "record_check", None)
         if quick is not None and "check_id" in result:  # the records are built by the backbone
+            # the time of the check: the instant it was decided at, unless it asked for another
             quick(result, unit=account.unit, scenario=request.scenario, region=request.region,
                   subject=_subject_id(request.subject, result),
-                  purpose=getattr(request, "purpose", None), consent=request.consent)
+                  purpose=getattr(request, "purpose", None), consent=request.consent,
+                  at=result.get("as_of") if getattr(request, "as_of", None) is None else None)
             return
         checks: list[dict[str, Any]] = []
         audits: list[dict[str, Any]] = []

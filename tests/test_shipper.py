@@ -526,6 +526,38 @@ def test_an_outcome_finds_its_check_line_not_a_line_that_mentions_its_id(tmp_pat
         store.post_outcome("X-2", "U1", "intercepted")
 
 
+def test_a_check_is_recorded_at_the_instant_it_was_decided(tmp_path: Path) -> None:
+    """The records of a check carry the time it was decided at — the answer's ``as_of`` when
+    the check asked for none — and the time it was made when it asked about another instant."""
+    from indexer import clock
+    from screening.accounts import Account
+    from screening.decision import CheckRequest
+    from screening.live import BackboneRecorder
+    from tests.test_backbone import result
+
+    bb = open_backbone(Settings(data=tmp_path / "data"), shipper=True, start=False)
+    try:
+        recorder = BackboneRecorder(bb)
+        unit = Account(unit="U1", name="u", tier="agency")
+        now = clock.format_instant(clock.now())
+        res = {**result("c-now", [("E-1", "court.dd", "法院A", "block")]), "as_of": now}
+        recorder.record(unit, CheckRequest(subject="S", scenario="bidding"), res)
+        past = {**result("c-past", [("E-1", "court.dd", "法院A", "block")]),
+                "as_of": "2020-01-01T00:00:00+08:00"}
+        before = clock.now()
+        recorder.record(unit, CheckRequest(subject="S", scenario="bidding",
+                                           as_of="2020-01-01"), past)
+        bb.spool.cut()
+        folder = bb.spool.folder
+        (batch,) = read_batches(folder, slot_id(folder) or "", (0, 0), None, False)
+        checks, audits = batch.records()
+        assert [c["at"] for c in checks] == [a["at"] for a in audits]
+        assert checks[0]["at"] == now
+        assert clock.parse_instant(checks[1]["at"]) >= before  # not 2020
+    finally:
+        bb.close(timeout=0.2)
+
+
 def test_record_check_through_the_shipper(tmp_path: Path) -> None:
     from tests.test_backbone import result
 

@@ -155,19 +155,19 @@ class Front:
 
     def record_check(self, result: dict[str, Any], *, unit: str, scenario: str,
                      region: str | None, subject: str | None, purpose: str | None = None,
-                     consent: str | None = None) -> None:
+                     consent: str | None = None, at: str | None = None) -> None:
         """One completed check (``result`` has a ``check_id``): its feedback record when it
         hit and its audit record, as ``record(checks=[check_record(...)], audits=[audit_record(
-        ...)])`` would spool them. In shipper mode the request path writes one routed line
+        ...)])`` would spool them; ``at``: the time of the check in +08:00 (default now). In shipper mode the request path writes one routed line
         (``records.check_line``): the answer's hits as orjson encodes them, and where the
         records are filed; the embedded store's shipper files it as it is."""
         if not self.spool.keep:
             self._append(check_line(result, unit=unit, scenario=scenario, region=region,
-                                    subject=subject, purpose=purpose, consent=consent))
+                                    subject=subject, purpose=purpose, consent=consent, at=at))
             return
         made, audited = _records(result, {"unit": unit, "scenario": scenario, "region": region,
                                           "subject": subject, "purpose": purpose,
-                                          "consent": consent})
+                                          "consent": consent}, at)
         self.record(checks=[made] if made else [], audits=[audited])
 
     def record_batch(self, items: Sequence[tuple[dict[str, Any] | None, Any, str | None]], *,

@@ -19,6 +19,7 @@ import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -32,6 +33,7 @@ ACTIONS = ("block", "review", "alert", "green", "pass")
 _RANK = {a: i for i, a in enumerate(reversed(ACTIONS))}
 _AUDIT_SALT = b"screening-audit-v1:"
 _dumps = orjson.dumps
+_loads = orjson.loads
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,36 +229,68 @@ def check_line(result: dict[str, Any], *, unit: str, scenario: str, region: str 
     """One completed check as a *routed* spool line (what ``screening serve`` writes)::
 
         {"q2": [at, unit, scenario, region, purpose, consent, subject hash, check id,
-                decision, snapshot, subject type, subject id], "h": hits, "r": [day, authorities]}
+                decision, snapshot, subject type, subject id],
+         "h": [[entry, list, kind, path, via, authority, [[measure id, force, effect,
+                action], ...]], ...],
+         "r": [day, authorities]}
 
-    The same fields as ``query_line``, but the hits are the answer's own (orjson encodes them
-    in C; nothing is rebuilt in Python) and the line ends with where it is filed: the CST day,
-    and the sorted authorities of its hits (``null`` without hits). The embedded store's
-    shipper files the line as it is, reading only that route (``spool.route_line``): no
-    record is decoded or encoded on the way to disk; readers expand it (``stored_check``).
-    The audit trail gets the line without its hits (``audit_part``). The subject is hashed and
-    every person's ID number masked here, as in ``query_item``."""
+    The same fields as ``query_line``, the hits packed as arrays (``_packed``: what
+    ``check_record`` keeps of them, taken by ``itemgetter`` rather than rebuilt as dicts), and
+    the line ends with where it is filed: the CST day, and the sorted authorities of its hits
+    (``null`` without hits). The embedded store's shipper files the line as it is, reading
+    only that route (``route_line``): no record is decoded or encoded on the way to disk;
+    readers expand it (``stored_check``). The audit trail gets the line without its hits
+    (``audit_part``). The subject is hashed and every person's ID number masked here, as in
+    ``query_item``."""
     sub = result.get("subject") or {}
     sid, kind = sub.get("id"), sub.get("type")
     if kind == "person":
         sid = _mask_person(sid)
-    hits = result.get("hits") or []
-    names = None
+    hits = result.get("hits")
+    names = packed = None
     if hits:
-        names = sorted({h["authority"] for h in hits if h.get("authority")})
-        copied = False  # the answer's hits are not changed: a hit to mask is copied
-        for i, h in enumerate(hits):
-            via = h.get("via")
-            if via is not None and (h.get("path") or "").startswith("org_of:"):
-                if not copied:
-                    hits, copied = list(hits), True
-                hits[i] = {**h, "via": {**via, "id": _mask_person(via.get("id"))}}
+        packed = _packed(hits)
+        names = ([hits[0]["authority"]] if len(hits) == 1 and hits[0].get("authority") else
+                 sorted({h["authority"] for h in hits if h.get("authority")}))
     at = at or now_iso()
     head = [at, unit, scenario, region, purpose, consent,
             subject_hash(subject) if subject else None, result["check_id"],
             result.get("decision"), result.get("snapshot"), kind, sid]
-    return b'{"q2":%s,"h":%s,"r":%s}\n' % (_dumps(head), _dumps(hits),
-                                            _dumps([day_of(at), names]))
+    return b'{"q2":%s,"h":%s,"r":%s}\n' % (_dumps(head), _dumps(packed or ()),
+                                            _dumps([at[:10] if at.endswith("+08:00")
+                                                    else day_of(at), names]))
+
+
+_HIT_FIELDS = ("entry", "list", "kind", "path", "via", "authority", "measures")
+_MEASURE_FIELDS = ("id", "force", "effect", "action")
+_hit_fields = itemgetter(*_HIT_FIELDS)
+_measure_fields = itemgetter(*_MEASURE_FIELDS)
+
+
+def _packed(hits: list[dict[str, Any]]) -> list[Any]:
+    """``_slim`` as arrays (``check_line``'s ``"h"``): a hit that lacks a field is slimmed the
+    general way; a via person's number is masked."""
+    out: list[Any] = []
+    for h in hits:
+        try:
+            entry, name, kind, path, via, authority, measures = _hit_fields(h)
+            if via is not None and path and path.startswith("org_of:"):
+                via = {**via, "id": _mask_person(via.get("id"))}
+            out.append((entry, name, kind, path, via, authority,
+                        [_measure_fields(m) for m in measures or ()]))
+        except KeyError:
+            out.append(_slim(h))
+    return out
+
+
+def _unpacked(hit: Any) -> dict[str, Any]:
+    """A hit of a ``check_line`` as ``_record`` reads it."""
+    if isinstance(hit, dict):
+        return hit
+    entry, name, kind, path, via, authority, measures = hit
+    return {"entry": entry, "list": name, "kind": kind, "path": path, "via": via,
+            "authority": authority,
+            "measures": [dict(zip(_MEASURE_FIELDS, m, strict=True)) for m in measures]}
 
 
 _Q2 = b'{"q2":['
@@ -272,16 +306,15 @@ def route_line(line: bytes) -> tuple[str, list[str] | None, bytes] | None:
     route; a line that ends with the route's ``]}`` is whole."""
     h = line.find(_HITS_AT)
     r = line.rfind(_ROUTE_AT)
-    if h < 0 or r < h or not line.endswith(b"]}"):
+    if h < 0 or r < h or line[-2:] != b"]}":
         return None
     try:
-        day, names = orjson.loads(line[r + 5:-1])
+        day, names = _loads(line[r + 5:-1])
     except (orjson.JSONDecodeError, ValueError, TypeError):
         return None
-    if not isinstance(day, str) or len(day) != 10 or not (
-            names is None or isinstance(names, list) and all(isinstance(n, str) for n in names)):
+    if type(day) is not str or len(day) != 10 or not (names is None or type(names) is list):
         return None
-    return day, names, audit_part(line, h)
+    return day, names, b'{"q":' + line[6:h] + b",[]]}"  # audit_part(line, h)
 
 
 def audit_part(line: bytes, h: int | None = None) -> bytes:
@@ -297,7 +330,7 @@ def expand_line(obj: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, A
     head, hits = obj["q2"], obj["h"]
     if not isinstance(head, list) or len(head) != 12 or not isinstance(hits, list):
         raise ValueError("not a check line")
-    return expand_query([*head, hits])
+    return expand_query([*head, [_unpacked(h) for h in hits]])
 
 
 def stored_check(obj: dict[str, Any]) -> dict[str, Any]:
