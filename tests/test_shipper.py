@@ -809,3 +809,45 @@ def test_records_before_a_broken_cut_line_wait_for_the_next_cut(tmp_path: Path) 
             assert seen == [["a-1"], ["a-2", *tail]], budget
     finally:
         bb.close(timeout=0.2)
+
+
+def test_a_courteous_process_yields_the_cpu_every_so_many_steps(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    """``courtesy``: a process that asked for it yields every ``every`` steps (the spool lines
+    ``read_batches`` reads count); any other process never does; the shipper asks for it."""
+    from screening.backbone import courtesy
+
+    yields: list[int] = []
+    monkeypatch.setattr(courtesy.os, "sched_yield", lambda: yields.append(1))
+    monkeypatch.setattr(courtesy, "_every", 0)
+    for _ in range(100):
+        courtesy.step()
+    assert yields == []
+    courtesy.courteous(10)
+    try:
+        for _ in range(35):
+            courtesy.step()
+        assert len(yields) == 3
+        bb = open_backbone(Settings(data=tmp_path / "data"), shipper=True, start=False)
+        try:
+            for i in range(200):
+                bb.record(audits=[aud(f"a-{i}")])
+            bb.spool.cut()
+            folder = bb.spool.folder
+            yields.clear()
+            read_batches(folder, slot_id(folder) or "", (0, 0), None, False, records=False)
+            assert len(yields) in (20, 21)  # 201 lines: 200 records and the cut
+        finally:
+            bb.close(timeout=0.2)
+    finally:
+        courtesy.courteous(0)
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from screening.backbone import courtesy, "
+            "shipper, EmbeddedStore; root = Path(sys.argv[1]); "
+            "shipper.main(EmbeddedStore(root), root / 'spool', idle_exit=0.1); "
+            "print(courtesy._every)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ship")], cwd=ROOT,
+                         check=True, capture_output=True, text=True, timeout=60)
+    assert int(out.stdout.strip()) == shipping.COURTESY_STEPS > 0  # the shipper process yields

@@ -34,7 +34,7 @@ import orjson
 from indexer import clock
 
 from ..errors import Forbidden, Invalid, NotFound, Unavailable
-from . import logfile
+from . import courtesy, logfile
 from .archive import DEFAULT_KEEP_DAYS, AuditFiles, days_before
 from .events import UNCHECKED, ExportResult, StaleLog, export_events
 from .ratelimit import Admission, LocalLimiter
@@ -188,10 +188,12 @@ class EmbeddedStore:
             raise ValueError("a record without a time")  # set aside, record by record
         groups: dict[tuple[str, str], list[bytes]] = {}  # (kind, day or authority) -> lines
         for (day, hit), data in zip(check_routes, raw_checks):
+            courtesy.step()
             groups.setdefault(("c", day), []).append(data)
             for authority in hit:
                 groups.setdefault(("f", authority), []).append(data)
         for day, data in zip(audit_days, raw_audits):
+            courtesy.step()
             groups.setdefault(("a", day), []).append(data)
         files = {self._path(kind, name): lines for (kind, name), lines in groups.items()}
         marker = b'{"b":' + orjson.dumps(batch_id) + b"}"

@@ -43,7 +43,7 @@ from typing import Any
 import orjson
 
 from ..errors import Invalid
-from . import logfile
+from . import courtesy, logfile
 from .records import (
     audit_day,
     check_route,
@@ -389,6 +389,7 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
         got = _Records(records)
         begin = read_from = off
         for line in data.split(b"\n")[:-1] if data else ():
+            courtesy.step()
             start = off
             off += len(line) + 1
             if line.startswith(_CUT_PREFIX):
