@@ -15,8 +15,8 @@ In one run, on loopback only, with bounded durations:
    own httptools protocol: the check's ASGI fast path) and ``route`` (the app with the fast
    path off: the FastAPI route);
 3. drives each with ``wrk`` pinned to CPU 1 (peak req/s, latency percentiles), then on
-   ``check``: p99 at half of its peak (connections paced by a per-request delay),
-   batch throughput (10,000 subjects a request) and 10 snapshot swaps under load.
+   ``check``: p99 at half of its peak (connections paced by a per-request delay; after a
+   2-s warm-up at that pace, as every peak run has one), batch throughput (10,000 subjects a request) and 10 snapshot swaps under load.
 
 Needs ``wrk`` (``apt-get install -y wrk``) and ``taskset`` (util-linux).
 """
@@ -467,8 +467,11 @@ def main(argv: list[str] | None = None) -> int:
             half = best["check"]["rps"] / 2
             delay_ms = 10
             conns = max(1, round(half * (delay_ms + 0.3) / 1000))
-            paced = wrk(port, lua_script(work / "paced.lua", bodies, delay_ms),
-                        connections=conns, duration=args.duration)
+            pacing = lua_script(work / "paced.lua", bodies, delay_ms)
+            # warm-up at the same pace, as before every peak run: a fresh server's first
+            # seconds (its shipper starting, the snapshot's pages faulted in) are no steady state
+            wrk(port, pacing, connections=conns, duration=2)
+            paced = wrk(port, pacing, connections=conns, duration=args.duration)
             before = cpu_seconds(pid)
             batch = batch_throughput(port, batch_body, 10_000, args.duration)
             batch_cpu = cpu_seconds(pid) - before
