@@ -558,10 +558,15 @@ def test_a_check_is_recorded_at_the_instant_it_was_decided(tmp_path: Path) -> No
         bb.close(timeout=0.2)
 
 
-def test_record_check_through_the_shipper(tmp_path: Path) -> None:
+def test_record_check_through_the_shipper(kind: str, server: RedisServer | None,
+                                          tmp_path: Path) -> None:
+    """Routed check lines, shipped to either store: the feed and the audit trail read back
+    what ``check_record`` and ``audit_record`` make (the Redis store gets them expanded)."""
+    from screening.backbone import audit_record, check_record
     from tests.test_backbone import result
 
-    bb = open_backbone(Settings(data=tmp_path / "data"), shipper=True, interval=0.01)
+    bb = open_backbone(settings_for(kind, tmp_path / "data", server), shipper=True,
+                       interval=0.01)
     try:
         for i in range(50):
             res = result(f"c-{i}", [("E-1", "court.dd", "法院A", "block")], person=i % 2 == 1)
@@ -573,7 +578,20 @@ def test_record_check_through_the_shipper(tmp_path: Path) -> None:
         feed = whole_feed(bb, "法院A")
         assert [i["check_id"] for i in feed] == [f"c-{i}" for i in range(50)]
         assert feed[1]["subject"]["id"] == "1101051949****002X"
-        assert {r["purpose"] for r in whole_audit(bb)} == {"审批", None}
+        audits = whole_audit(bb)
+        assert {r["purpose"] for r in audits} == {"审批", None}
+        for i in (0, 1):
+            made = check_record(result(f"c-{i}", [("E-1", "court.dd", "法院A", "block")],
+                                       person=i == 1), unit="U1", scenario="bidding",
+                                region="350100", at=feed[i]["at"])
+            assert made is not None
+            item = {k: v for k, v in feed[i].items() if k != "outcome"}
+            assert item == {**{k: made[k] for k in made if k != "hits"},
+                            **{k: v for k, v in made["hits"][0].items() if k != "authority"}}
+            assert audits[i] == audit_record(
+                unit="U1", scenario="bidding", subject=result(f"c-{i}", [], person=i == 1)[
+                    "subject"]["id"], decision="block", check_id=f"c-{i}", purpose="审批",
+                at=feed[i]["at"])
     finally:
         bb.close()
 
