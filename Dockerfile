@@ -7,6 +7,9 @@
 #     -e SCREENING_ACCOUNTS=/etc/screening/accounts.jsonl \
 #     credit-screening [--workers 2]
 #
+# Change the port with `-e SCREENING_PORT=...` rather than `--port` (the healthcheck reads the
+# variable); with `--workers N`, `docker run --init` reaps the workers' helper processes.
+#
 # New snapshots built into the mounted folder (`indexer build SOURCE --out snapshots`) are
 # verified and swapped in while serving; /data holds local state (embedded backbone); /jobs is
 # where replicas that share it (SCREENING_JOBS=/jobs, with --redis) share bulk jobs.
