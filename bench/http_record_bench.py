@@ -272,7 +272,7 @@ def audits_recorded(mode: str, data: Path, redis_url: str) -> int:
     n = 0
     for path in (data / "audit").glob("*.jsonl"):
         with path.open("rb") as f:
-            # an audit record, or a check's compact line (``records.audit_part``)
+            # an audit record, or a check's head as a compact line (``records.route_line``)
             n += sum(1 for line in f if line.startswith((b'{"at"', b'{"q"')))
     return n
 

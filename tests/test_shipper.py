@@ -150,7 +150,9 @@ def test_shipper_sigkilled_during_a_burst_is_restarted_and_loses_nothing(
 
 
 @pytest.mark.parametrize("unknown", [b'{"zz":[1,2,3]}', b'{"q":"not a list"}', b'{"q":[1,2]}',
-                                     b'{"qb":[[1],[]]}', b'[1,2]', b'{"c":[],"a":[],"x":1}'])
+                                     b'{"qb":[[1],[]]}', b'[1,2]', b'{"c":[],"a":[],"x":1}',
+                                     b'{"q2":[1,2],"h":[],"r":"no route"}',
+                                     b'{"q2":"x","h":[]}'])
 def test_a_line_this_version_cannot_read_stays_in_the_spool(tmp_path: Path,
                                                             unknown: bytes) -> None:
     """A torn line (not JSON) is skipped, but a JSON line of a kind this version cannot read —
@@ -471,8 +473,10 @@ def test_a_routed_check_line_expands_to_exactly_the_two_records(person: bool) ->
 
 def test_torn_routed_lines_are_skipped_and_the_batch_ships_without_them(tmp_path: Path) -> None:
     """A routed line cut short (power loss) in the spool is skipped, as a torn line of any
-    other kind; the lines around it are shipped, once."""
+    other kind; the lines around it are shipped, once. A whole line whose route does not
+    read is shipped as its records."""
     from screening.backbone import EmbeddedStore
+    from screening.backbone.records import check_line
     from tests.test_backbone import result
 
     bb = open_backbone(Settings(data=tmp_path / "data"), shipper=True, start=False)
@@ -488,15 +492,19 @@ def test_torn_routed_lines_are_skipped_and_the_batch_ships_without_them(tmp_path
                 last = whole[:-1].rsplit(b"\n", 1)[-1]
                 with path.open("ab") as f:
                     f.write(last[:-3] + b"\n")
+        res = result("c-3", [("E-1", "court.dd", "法院A", "block")])
+        line = check_line(res, unit="U1", scenario="bidding", region=None,
+                          subject=res["subject"]["id"])
+        bb.spool.record(line.replace(b',"r":["', b',"r":["day ', 1))  # an odd route
         bb.spool.cut()
         folder = bb.spool.folder
         store = EmbeddedStore(tmp_path / "store")
         batches = read_batches(folder, slot_id(folder) or "", (0, 0), None, False, records=False)
-        assert len(batches) == 1 and len(batches[0].raw_checks) == 3
+        assert len(batches) == 1 and len(batches[0].raw_checks) == 4
         shipping.apply_batch(store, folder, batches[0])
         page = store.read_feedback("法院A")
-        assert [i["check_id"] for i in page.items] == ["c-0", "c-1", "c-2"]
-        assert len(store.read_audit().items) == 3
+        assert [i["check_id"] for i in page.items] == ["c-0", "c-1", "c-2", "c-3"]
+        assert len(store.read_audit().items) == 4
     finally:
         bb.close(timeout=0.2)
 

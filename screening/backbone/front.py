@@ -158,9 +158,10 @@ class Front:
                      consent: str | None = None, at: str | None = None) -> None:
         """One completed check (``result`` has a ``check_id``): its feedback record when it
         hit and its audit record, as ``record(checks=[check_record(...)], audits=[audit_record(
-        ...)])`` would spool them; ``at``: the time of the check in +08:00 (default now). In shipper mode the request path writes one routed line
-        (``records.check_line``): the answer's hits as orjson encodes them, and where the
-        records are filed; the embedded store's shipper files it as it is."""
+        ...)])`` would spool them; ``at``: the time of the check in +08:00 (default now). In
+        shipper mode the request path writes one routed line (``records.check_line``): the
+        hits packed as arrays, and where the records are filed; the embedded store's shipper
+        files it as it is."""
         if not self.spool.keep:
             self._append(check_line(result, unit=unit, scenario=scenario, region=region,
                                     subject=subject, purpose=purpose, consent=consent, at=at))

@@ -239,9 +239,9 @@ def check_line(result: dict[str, Any], *, unit: str, scenario: str, region: str 
     the line ends with where it is filed: the CST day, and the sorted authorities of its hits
     (``null`` without hits). The embedded store's shipper files the line as it is, reading
     only that route (``route_line``): no record is decoded or encoded on the way to disk;
-    readers expand it (``stored_check``). The audit trail gets the line without its hits
-    (``audit_part``). The subject is hashed and every person's ID number masked here, as in
-    ``query_item``."""
+    readers expand it (``stored_check``). The audit trail gets the line's head as a compact
+    line without hits (``route_line``). The subject is hashed and every person's ID number
+    masked here, as in ``query_item``."""
     sub = result.get("subject") or {}
     sid, kind = sub.get("id"), sub.get("type")
     if kind == "person":
@@ -293,7 +293,6 @@ def _unpacked(hit: Any) -> dict[str, Any]:
             "measures": [dict(zip(_MEASURE_FIELDS, m, strict=True)) for m in measures]}
 
 
-_Q2 = b'{"q2":['
 _HITS_AT = b'],"h":['
 _ROUTE_AT = b',"r":['
 
@@ -303,7 +302,8 @@ def route_line(line: bytes) -> tuple[str, list[str] | None, bytes] | None:
     ``(day, authorities or None without hits, its audit part)`` — or None for a line cut
     short (a torn write). Neither marker can occur inside a JSON string (a quote there is
     always escaped), so the first ``],"h":[`` ends the head and the last ``,"r":[`` starts the
-    route; a line that ends with the route's ``]}`` is whole."""
+    route; a line that ends with the route's ``]}`` is whole. (The head is not parsed here:
+    a line of another layout must get another key than ``q2``, which this version stops at.)"""
     h = line.find(_HITS_AT)
     r = line.rfind(_ROUTE_AT)
     if h < 0 or r < h or line[-2:] != b"]}":
@@ -314,15 +314,9 @@ def route_line(line: bytes) -> tuple[str, list[str] | None, bytes] | None:
         return None
     if type(day) is not str or len(day) != 10 or not (names is None or type(names) is list):
         return None
-    return day, names, b'{"q":' + line[6:h] + b",[]]}"  # audit_part(line, h)
-
-
-def audit_part(line: bytes, h: int | None = None) -> bytes:
-    """A ``check_line``'s audit record as a ``query_line`` without hits (``{"q": [...,
-    []]}``): what the audit trail keeps of a check, read back by ``stored_audit``."""
-    if h is None:
-        h = line.find(_HITS_AT)
-    return b'{"q":' + line[6:h] + b",[]]}"
+    # its audit part: the head as a compact line without hits, ``{"q": [..., []]}`` — what
+    # the audit trail keeps of a check, read back by ``stored_audit``
+    return day, names, b'{"q":' + line[6:h] + b",[]]}"
 
 
 def expand_line(obj: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:

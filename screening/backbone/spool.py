@@ -409,9 +409,11 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
                 continue
             if not records and line.startswith(_CHECK_LINE):  # routed: filed as it is
                 routed = route_line(line)
-                if routed is not None:  # else a torn line (cut short), skipped
+                if routed is not None:
                     got.add_line(line, *routed)
-                continue
+                    continue
+                # its route does not read: parsed below (a torn line is skipped, a whole line
+                # is expanded into its records, one that does not expand stops the reading)
             try:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError:
