@@ -257,8 +257,7 @@ def check_line(result: dict[str, Any], *, unit: str, scenario: str, region: str 
             subject_hash(subject) if subject else None, result["check_id"],
             result.get("decision"), result.get("snapshot"), kind, sid]
     return b'{"q2":%s,"h":%s,"r":%s}\n' % (_dumps(head), _dumps(packed or ()),
-                                            _dumps([at[:10] if at.endswith("+08:00")
-                                                    else day_of(at), names]))
+                                            _dumps([day_of(at), names]))
 
 
 _HIT_FIELDS = ("entry", "list", "kind", "path", "via", "authority", "measures")
@@ -293,6 +292,7 @@ def _unpacked(hit: Any) -> dict[str, Any]:
             "measures": [dict(zip(_MEASURE_FIELDS, m, strict=True)) for m in measures]}
 
 
+CHECK_LINE = b'{"q2":['  # how every check_line starts: ``route_line`` takes only such lines
 _HITS_AT = b'],"h":['
 _ROUTE_AT = b',"r":['
 

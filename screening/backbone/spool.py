@@ -45,6 +45,7 @@ import orjson
 from ..errors import Invalid
 from . import courtesy, logfile
 from .records import (
+    CHECK_LINE,
     audit_day,
     check_route,
     expand_batch,
@@ -65,7 +66,6 @@ READ_BYTES = 8 << 20
 CUT_BYTES = 4 << 20
 QUEUED_BATCHES = 256
 _CUT_PREFIX = b'{"cut":'
-_CHECK_LINE = b'{"q2":['
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,7 +407,7 @@ def read_batches(folder: Path, slot: str, checkpoint: tuple[int, int], last: int
                 continue
             if not line.strip():
                 continue
-            if not records and line.startswith(_CHECK_LINE):  # routed: filed as it is
+            if not records and line.startswith(CHECK_LINE):  # routed: filed as it is
                 routed = route_line(line)
                 if routed is not None:
                     got.add_line(line, *routed)
