@@ -265,9 +265,14 @@ class EmbeddedStore:
         record_needle = b'"check_id":' + quoted + b","  # a check record
         line_needle = b"," + quoted + b","  # a check line (``records.check_line``)
 
+        found: list[dict[str, Any]] = []  # the check record of the line ``is_check`` took
+
         def is_check(line: bytes) -> bool:
-            found = checks_of(logfile.decode([line]))
-            return bool(found) and found[0]["check_id"] == check_id
+            records = checks_of(logfile.decode([line]))
+            if records and records[0]["check_id"] == check_id:
+                found[:] = records[:1]
+                return True
+            return False
 
         today = rec["at"][:10]
         for day in sorted((p.stem for p in (self.root / "checks").glob("*.jsonl")), reverse=True):
@@ -277,8 +282,7 @@ class EmbeddedStore:
             line = logfile.find_line(path, record_needle, is_check) or \
                 logfile.find_line(path, line_needle, is_check)
             if line is not None:
-                owner = checks_of(logfile.decode([line]))[0]["unit"]
-                if owner != unit:
+                if found[0]["unit"] != unit:
                     raise Forbidden("not_your_check", "only the unit that made a check may "
                                     "post its outcome")
                 logfile.append(self._outcome_path(day), orjson.dumps(rec) + b"\n")
