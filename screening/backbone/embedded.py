@@ -240,7 +240,7 @@ class EmbeddedStore:
         path, offset = self._feed(authority), offset_cursor(since)
         items: list[dict[str, Any]] = []
         while len(items) < limit:
-            lines, end = logfile.read_lines(path, offset, limit - len(items))
+            lines, _ = logfile.read_lines(path, offset, limit - len(items))
             if not lines:
                 break
             for line in lines:
