@@ -34,6 +34,7 @@ from screening.backbone import (
     open_backbone,
     open_store,
 )
+from screening.backbone.archive import days_before
 from screening.errors import Forbidden, Invalid, NotFound, Unavailable
 from screening.settings import Settings
 
@@ -302,6 +303,51 @@ def test_feedback_goes_to_each_authority_and_pages(bb: Front) -> None:
         bb.read_feedback("法院A", "junk")
 
 
+def bad_cursor(call: Callable[[], Any]) -> None:
+    with pytest.raises(Invalid) as bad:
+        call()
+    assert bad.value.code == "bad_cursor", bad.value
+
+
+def test_cursors_not_issued_are_refused(bb: Front, kind: str) -> None:
+    """A cursor the backbone did not issue is a clear bad_cursor (422), never a crash or a
+    silent restart: too large for an offset or a stream id, digits that are not ASCII, a
+    day that is no date, a position inside a line or past the end, a stream id of another
+    day than its cursor says."""
+    bb.record(checks=[rec(f"c-{i}") for i in range(3)])
+    bb.audit([aud(f"c{i}") for i in range(3)])
+    assert bb.flush()
+    page = bb.read_feedback("法院A", None, 2)
+    assert len(page.items) == 2
+    for junk in ("9" * 24, "1-" + "9" * 23, "１２", "-1", "1.5"):
+        bad_cursor(lambda: bb.read_feedback("法院A", junk))
+    first = bb.read_audit(None, 2)
+    day = first.items[0]["at"][:10]
+    for junk in (f"{day}:{'9' * 24}", "2026-02-30:0", "2026-W01-1:0", f"{day}:１",
+                 f"{day}:1-" + "9" * 23):
+        bad_cursor(lambda: bb.read_audit(junk))
+    if kind == "embedded":  # byte offsets: only where a line starts
+        offset = int(page.next)
+        bad_cursor(lambda: bb.read_feedback("法院A", str(offset - 1)))
+        bad_cursor(lambda: bb.read_feedback("法院A", str(offset + 10**6)))
+        audit_pos = int(first.next.partition(":")[2])
+        bad_cursor(lambda: bb.read_audit(f"{day}:{audit_pos + 1}"))
+        bad_cursor(lambda: bb.read_audit(f"{day}:{audit_pos + 10**6}"))
+        later = days_before(day, -3)  # a day the trail does not hold, after the ones it does
+        bad_cursor(lambda: bb.read_audit(f"{later}:0"))
+    else:  # stream ids: of the cursor's own day
+        sid = first.next.partition(":")[2]
+        assert "-" in sid
+        bad_cursor(lambda: bb.read_audit(f"{days_before(day, 1)}:{sid}"))
+        bad_cursor(lambda: bb.read_audit(f"{day}:0"))  # an offset, with no archived day
+    # the cursors it did issue still read on
+    assert [i["check_id"] for i in bb.read_feedback("法院A", page.next).items] == ["c-2"]
+    assert [r["check_id"] for r in bb.read_audit(first.next).items] == ["c2"]
+    if kind == "embedded":  # a pruned day (before every day the trail holds): from the oldest
+        assert [r["check_id"] for r in bb.read_audit(f"{days_before(day, 4000)}:0").items] \
+            == ["c0", "c1", "c2"]
+
+
 def test_outcomes_only_by_the_checking_unit(bb: Front) -> None:
     bb.record(checks=[rec("c-1", unit="U1"), rec("c-2", unit="U2")])
     # no flush: an outcome posted right after the check still finds it
@@ -352,8 +398,10 @@ def test_stats_grouping(bb: Front) -> None:
     assert [(r["action"], r["checks"], r["hits"]) for r in bb.stats("2026-05", "action")] \
         == [("block", 2, 2), ("pass", 1, 0), ("review", 0, 1)]
     assert bb.stats("2026-06", "unit") == []
-    with pytest.raises(Invalid):
-        bb.stats("2026-13", "unit")
+    for month in ("2026-13", "２０２６-05", "0000-05", "2026-5", "26-05-1"):
+        with pytest.raises(Invalid) as bad:
+            bb.stats(month, "unit")
+        assert bad.value.code == "bad_month"
     with pytest.raises(Invalid):
         bb.stats("2026-05", "colour")
 

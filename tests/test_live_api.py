@@ -144,6 +144,13 @@ def test_feedback_outcome_stats_and_audit(wired: Wired) -> None:
     # paging: nothing new after `next`
     again = wired.client.get(f"/v1/feedback?since={body['next']}", headers=auth("issuer"))
     assert again.json()["items"] == []
+    for junk in ("9" * 24, "abc"):  # a cursor it did not issue: 422, never a 500
+        r = wired.client.get(f"/v1/feedback?since={junk}", headers=auth("issuer"))
+        assert r.status_code == 422 and r.json()["error"]["code"] == "bad_cursor", r.text
+        r = wired.client.get(f"/v1/audit?since=2026-12-08:{junk}", headers=auth("admin"))
+        assert r.status_code == 422 and r.json()["error"]["code"] == "bad_cursor", r.text
+    r = wired.client.get("/v1/stats?by=unit&month=２０２６-12", headers=auth("agency"))
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_month", r.text
     # outcome: the checking unit only
     path = f"/v1/checks/{hit['check_id']}/outcome"
     other = wired.client.post(path, json={"outcome": "intercepted"}, headers=auth("adopter"))

@@ -86,6 +86,18 @@ class AuditFiles:
                 yield from _record(line, pos + gz_len)
             pos = end
 
+    def position_ok(self, day: str, pos: int, days: list[str]) -> bool:
+        """Could a reader have returned ``(day, pos)`` as a cursor (``days``: ``days()``)? A
+        day of the trail: a position within it, at a line's start where the day is a plain
+        file. A day the trail does not hold: one pruned since, older than every day it does."""
+        if day not in days:
+            return not days or day < days[0]
+        gz = self.archived(day)
+        gz_len = self._gz_length(gz) if gz.exists() else 0
+        if pos <= gz_len:
+            return True  # (inside the archive: not checked line by line)
+        return logfile.at_line_start(self.plain(day), pos - gz_len)
+
     def read(self, day: str, offset: int, limit: int, unit: str | None, *, budget: int
              ) -> tuple[list[dict[str, Any]], int, int]:
         """Up to ``limit`` records of ``unit`` (any when None), scanning at most ``budget``;

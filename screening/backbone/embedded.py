@@ -19,9 +19,11 @@ per day and offset (each process folds only what is new).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from collections import Counter
@@ -56,22 +58,38 @@ OUTCOME_DAYS = 90
 _INTERNAL = ("b", "sid")
 
 
+MAX_OFFSET = (1 << 63) - 1  # the largest file offset (off_t)
+
+
+def bad_cursor(field: str, what: str = "a cursor of this backbone") -> Invalid:
+    return Invalid("bad_cursor", f"{field} is not {what}", field=field)
+
+
 def offset_cursor(value: str | None, field: str = "since") -> int:
+    """A byte offset cursor: ASCII digits, no larger than a file can be."""
     if value is None or value == "":
         return 0
-    if not str(value).isdigit():
-        raise Invalid("bad_cursor", f"{field} is not a cursor of this backbone", field=field)
-    return int(value)
+    text = str(value)
+    if not (text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_OFFSET):
+        raise bad_cursor(field)
+    return int(text)
 
 
 def day_cursor(value: str | None, field: str = "since") -> tuple[str, str] | None:
-    """``<YYYY-MM-DD>:<position>`` (the audit cursor of both backbones)."""
+    """``<YYYY-MM-DD>:<position>`` (the audit cursor of both backbones), the day a real date."""
     if value is None or value == "":
         return None
     day, sep, pos = str(value).partition(":")
-    if not sep or len(day) != 10 or day[4] != "-" or not pos:
-        raise Invalid("bad_cursor", f"{field} is not an audit cursor", field=field)
+    if not sep or not pos or not _DAY.fullmatch(day):
+        raise bad_cursor(field, "an audit cursor")
+    try:
+        dt.date.fromisoformat(day)
+    except ValueError:
+        raise bad_cursor(field, "an audit cursor") from None
     return day, pos
+
+
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def public(record: dict[str, Any]) -> dict[str, Any]:
@@ -238,6 +256,8 @@ class EmbeddedStore:
         """Feed items of ``authority`` after ``since``: all items of the next checks, so a page
         holds at least ``limit`` items unless the feed ends (a cursor never splits a check)."""
         path, offset = self._feed(authority), offset_cursor(since)
+        if not logfile.at_line_start(path, offset):  # inside a line, or past the end
+            raise bad_cursor("since")
         items: list[dict[str, Any]] = []
         while len(items) < limit:
             lines, _ = logfile.read_lines(path, offset, limit - len(items))
@@ -339,6 +359,8 @@ class EmbeddedStore:
                 return Page([], "")
             cursor = (days[0], "0")
         day, pos = cursor[0], offset_cursor(cursor[1])
+        if not self.audit_files.position_ok(day, pos, days):
+            raise bad_cursor("since", "an audit cursor")
         out: list[dict[str, Any]] = []
         budget = max(10_000, 100 * limit)
         for d in [x for x in days if x >= day]:

@@ -92,6 +92,19 @@ def read_lines(path: Path, offset: int, limit: int, *, max_bytes: int = 8 * _CHU
     return out, offset
 
 
+def at_line_start(path: Path, offset: int) -> bool:
+    """Is ``offset`` a cursor ``read_lines`` could have returned: 0, or just after a newline
+    of ``path`` (a line's start, or the end of the file after a complete line)?"""
+    if offset == 0:
+        return True
+    try:
+        with path.open("rb") as f:
+            f.seek(offset - 1)
+            return f.read(1) == b"\n"
+    except FileNotFoundError:
+        return False
+
+
 def decode(lines: list[bytes]) -> list[dict[str, Any]]:
     """Parse lines, skipping blank and torn ones and batch markers."""
     out = []

@@ -38,9 +38,9 @@ from redis.retry import Retry
 
 from indexer import clock
 
-from ..errors import Forbidden, Invalid, NotFound, Unavailable
+from ..errors import Forbidden, NotFound, Unavailable
 from .archive import DEFAULT_KEEP_DAYS, AuditFiles, days_before
-from .embedded import OUTCOME_DAYS, day_cursor, public
+from .embedded import OUTCOME_DAYS, bad_cursor, day_cursor, offset_cursor, public
 from .events import UNCHECKED, ExportResult, StaleLog, export_events
 from .ratelimit import GCRA_LUA, Admission, LocalLimiter, parameters
 from .records import Page, authorities, check_event, day_of, feed_items, outcome_record
@@ -93,9 +93,14 @@ def stream_cursor(value: str | None, field: str = "since") -> str | None:
     if value is None or value == "":
         return None
     ms, sep, seq = str(value).partition("-")
-    if not (ms.isdigit() and (not sep or seq.isdigit())):
-        raise Invalid("bad_cursor", f"{field} is not a cursor of this backbone", field=field)
+    if not (_u64(ms) and (not sep or _u64(seq))):
+        raise bad_cursor(field)
     return str(value)
+
+
+def _u64(text: str) -> bool:
+    """ASCII digits of a number a stream id part can hold (Redis: 64 bits unsigned)."""
+    return text.isascii() and text.isdigit() and len(text) <= 20 and int(text) < 1 << 64
 
 
 def day_start_ms(day: str) -> int:
@@ -281,6 +286,14 @@ class RedisStore:
             day, pos = (archived[0], "0") if archived else ("", "")
         else:
             day, pos = cursor
+            if "-" in pos:  # a stream id, of a record of that day
+                if stream_cursor(pos) is None or sid_day(pos) != day:
+                    raise bad_cursor("since", "an audit cursor")
+            else:  # a position in an archived day (a day pruned since: before them all)
+                offset = offset_cursor(pos)
+                if not (files.position_ok(day, offset, archived) if day in archived
+                        else bool(archived) and day < archived[0]):
+                    raise bad_cursor("since", "an audit cursor")
             if "-" in pos and last_archived and sid_key(pos) <= sid_key(last_archived):
                 # the cursor's record was archived since: continue from the same place on file
                 pos = str(next((end for rec, end in files.scan(day) if rec.get("sid") == pos), 0))

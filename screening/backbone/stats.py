@@ -28,8 +28,9 @@ SEP = "\t"
 
 
 def check_month(month: Any) -> str:
-    ok = (isinstance(month, str) and len(month) == 7 and month[4] == "-"
-          and month[:4].isdigit() and month[5:].isdigit() and 1 <= int(month[5:]) <= 12)
+    ok = (isinstance(month, str) and len(month) == 7 and month.isascii() and month[4] == "-"
+          and month[:4].isdigit() and month[5:].isdigit() and int(month[:4]) >= 1
+          and 1 <= int(month[5:]) <= 12)
     if not ok:
         raise Invalid("bad_month", f"month must be YYYY-MM, not {month!r}", field="month")
     return str(month)
