@@ -431,6 +431,11 @@ def router(service: Service, settings: Settings) -> tuple[APIRouter, JobRunner]:
                 region=_option(request, "region"), consent=_option(request, "consent"),
                 as_of=_option(request, "as_of"), chunk_bytes=runner.chunk_bytes,
                 job_id=job_id)
+        except ScreeningError as exc:  # its message names the upload, not the server's path
+            path.unlink(missing_ok=True)
+            exc.message = exc.message.replace(str(path), "the upload")
+            exc.args = (exc.message,)
+            raise
         except BaseException:
             path.unlink(missing_ok=True)
             raise

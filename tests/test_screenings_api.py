@@ -182,6 +182,7 @@ def test_permissions_and_refusals(make_app: Make, tmp_path: Path) -> None:
                 assert r.status_code == status, r.text
                 assert set(r.json()) == {"error"}
                 assert r.json()["error"]["code"] == code, r.text
+                assert str(tmp_path) not in r.text  # no server path in the message
 
             r = await c.post("/v1/screenings", params={"scenario": SCENARIO},
                              content=supplier_csv())
