@@ -23,8 +23,10 @@ class BadTime(ValueError):
     """Not a ``YYYY-MM-DD`` date or an ISO-8601 time."""
 
 
-def parse_instant(text: str) -> int:
-    """Parse a date or ISO-8601 time into microseconds since the epoch."""
+def parse_instant(text: str, *, naive: bool = True) -> int:
+    """Parse a date or ISO-8601 time into microseconds since the epoch. A time without an
+    offset is China Standard Time (``as_of``, SPEC §8), unless ``naive=False`` (source data,
+    SPEC §3: a date, or a time *with* an offset), which refuses it."""
     if not isinstance(text, str):
         raise BadTime(f"expected a date or ISO-8601 time string, got {type(text).__name__}")
     s = text.strip()
@@ -36,10 +38,13 @@ def parse_instant(text: str) -> int:
             if s.endswith(("z", "Z")):
                 s = s[:-1] + "+00:00"
             moment = _dt.datetime.fromisoformat(s)
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=CST)
     except ValueError:
         raise BadTime(f"{text!r} is not a YYYY-MM-DD date or an ISO-8601 time") from None
+    if moment.tzinfo is None:
+        if not naive:
+            raise BadTime(f"{text!r} has no offset: a source time is a YYYY-MM-DD date or an "
+                          "ISO-8601 time with an offset (+08:00)")
+        moment = moment.replace(tzinfo=CST)
     return (moment - _EPOCH) // _US
 
 

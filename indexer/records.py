@@ -141,7 +141,7 @@ def _instant(obj: dict[str, Any], key: str, *, required: bool = True) -> int | N
             raise RecordError("bad_date", f"field {key!r} is required")
         return None
     try:
-        return parse_instant(value)
+        return parse_instant(value, naive=False)
     except BadTime as exc:
         raise RecordError("bad_date", f"field {key!r}: {exc}") from None
 

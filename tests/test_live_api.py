@@ -122,6 +122,9 @@ def test_events_are_refused_whole(wired: Wired) -> None:
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "unknown_entry"
     assert r.json()["error"]["field"] == "events[1]"
+    # validated like source records: a time without an offset is no event time (SPEC §3)
+    r = wired.events("issuer", {**REVOKE, "at": "2026-05-01T10:00:00"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_date", r.text
     r = wired.client.post("/v1/events", json={"events": []}, headers=auth("issuer"))
     assert r.status_code == 422 and r.json()["error"]["code"] == "bad_events"
     assert wired.client.get("/v1/snapshot").json()["applied_events"] == []

@@ -1031,6 +1031,8 @@ def _bad_entries() -> dict[str, dict[str, Any]]:
         "unknown_list": entry("E-X3", "no.such_list", O_X3),
         "invalid_identifier": entry("E-X4", L_BLACK2, "91350100M000100Y44"),
         "bad_date": entry("E-X5", L_BLACK2, O_X3, vf="2025-02-30"),
+        # SPEC §3: a date, or a time with an offset; a time without one is no source time
+        "time_without_offset": entry("E-X7", L_BLACK2, O_X3, vf="2025-02-01T10:00:00"),
         "invalid_person": entry("E-X6", L_BLACK2, O_X3,
                                 persons=[{"role": "legal_rep", "id": "110105194912310021",
                                           "name": "错号"}]),
@@ -1061,7 +1063,7 @@ def _assert_one_reject(tmp_path: Path, src: Path, file: str, line: int) -> None:
 
 
 @pytest.mark.parametrize("kind", ["unknown_list", "invalid_identifier", "bad_date",
-                                  "invalid_person"])
+                                  "time_without_offset", "invalid_person"])
 def test_bad_entry_fails_the_build(tmp_path: Path, kind: str) -> None:
     src = _reject_source(tmp_path, entries=[_bad_entries()[kind]])
     _assert_one_reject(tmp_path, src, "entries/entries.jsonl", 3)
@@ -1077,7 +1079,8 @@ def test_bad_relation_fails_the_build(tmp_path: Path) -> None:
     ev("V-X2", "2025-06-01T00:00:00+08:00", "objection_opened", "E-NOPE"),
     ev("V-X2", "2026-03-01T00:00:00+08:00", "exited", "E-X1/watch", reason="repaired"),
     ev("V-X2", "2026-02-30T00:00:00+08:00", "objection_opened", "E-X2"),
-], ids=["unknown-entry", "derived-watch-entry", "bad-date"])
+    ev("V-X2", "2025-07-01T00:00:00", "objection_opened", "E-X2"),
+], ids=["unknown-entry", "derived-watch-entry", "bad-date", "time-without-offset"])
 def test_bad_event_fails_the_build(tmp_path: Path, bad: dict[str, Any]) -> None:
     good = ev("V-X1", "2025-06-01T00:00:00+08:00", "objection_opened", "E-X2")
     src = _reject_source(tmp_path, events=[good, bad])
