@@ -280,10 +280,6 @@ FALLBACKS = {
     "expect_100": [request(check_body(ORG_BLACK), headers={"Expect": "100-continue"})],
     "query": [request(check_body(ORG_BLACK), path="/v1/check?x=1")],
     "over_limit": [request(check_body(ORG_BLACK, name="x" * (MAX_BODY + 10)))],
-    # httptools itself refuses these (400, plain text), for the app and the protocol alike
-    "bad_length": [request(check_body(ORG_BLACK), length=False,
-                           headers={"Content-Length": "12a"})],
-    "two_lengths": [request(check_body(ORG_BLACK), headers={"Content-Length": "3"})],
     "get": [request(b"", method="GET", length=False)],
     "slow_body": [request(check_body(ORG_BLACK))[:-10], request(check_body(ORG_BLACK))[-10:]],
 }
@@ -301,6 +297,28 @@ def test_what_the_protocol_leaves_to_the_app(servers: dict[str, Served], taken: 
         assert taken == [1] and fast[0]["status"] == 200
     else:
         assert taken == []
+
+
+# httptools itself refuses these before any route: uvicorn answers 400 in plain text, the
+# protocol the JSON error every other answer has (docs/http-api.md, ``bad_request``)
+UNPARSABLE = {
+    "bad_length": [request(check_body(ORG_BLACK), length=False,
+                           headers={"Content-Length": "12a"})],
+    "two_lengths": [request(check_body(ORG_BLACK), headers={"Content-Length": "3"})],
+    "bad_request_line": [b"POST /v1/check HTTP/9.x\r\nHost: t\r\n\r\n"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNPARSABLE))
+def test_unparsable_requests_get_a_json_400(servers: dict[str, Served], taken: list[int],
+                                            name: str) -> None:
+    (fast,), fast_closed = exchange(servers["protocol"].port, UNPARSABLE[name], probe=True)
+    (slow,), slow_closed = exchange(servers["asgi"].port, UNPARSABLE[name], probe=True)
+    assert fast_closed and slow_closed
+    assert slow["status"] == fast["status"] == 400
+    assert ("content-type", "application/json") in fast["headers"]
+    assert orjson.loads(fast["body"])["error"]["code"] == "bad_request"
+    assert taken == []
 
 
 def test_client_gone_before_its_answer(servers: dict[str, Served], taken: list[int]) -> None:
