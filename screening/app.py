@@ -363,6 +363,20 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
                           field="limit")
         return limit
 
+    def known_params(request: Request, *names: str) -> None:
+        """422 ``unknown_field`` for a query parameter the endpoint does not take: a typo
+        (``sinse=``) must not silently read a feed from its start."""
+        for name in request.query_params:
+            if name not in names:
+                raise Invalid("unknown_field", f"unknown parameter {name!r}; known parameters "
+                              f"are {', '.join(names)}", field=name)
+
+    def known_fields(body: dict[str, Any], *names: str) -> None:
+        for name in body:
+            if name not in names:
+                raise Invalid("unknown_field", f"unknown field {name!r}; known fields are "
+                              f"{', '.join(names)}", field=name)
+
     async def json_body(request: Request) -> dict[str, Any]:
         body = await read_body(request.receive, request.headers.get("content-length"),
                                settings.max_body)
@@ -389,7 +403,9 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
         an invalid event 422. An identical re-post is idempotent. Accepted events bind every
         replica within 1 s."""
         account = account_of(request, "issuer")
+        known_params(request)
         body = await json_body(request)
+        known_fields(body, "events")
         events = body.get("events")
         if not isinstance(events, list) or not events:
             raise Invalid("bad_events", "the body is {\"events\": [<event>, …]} with at least "
@@ -436,6 +452,7 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
         """Checks that hit the entries of one authority (执行反馈), oldest first, one item per
         hit. Issuers read their own authorities only; admins any (naming ``authority``)."""
         account = account_of(request, "issuer")
+        known_params(request, "authority", "since", "limit")
         authority = request.query_params.get("authority") or None
         if authority is None:
             if len(account.authorities) == 1:
@@ -463,7 +480,9 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
         """``intercepted``, ``fast_tracked``, ``allowed_after_review`` or ``overridden`` (with
         a ``note``) for a check with hits; only the unit that made the check may post it."""
         account = account_of(request)
+        known_params(request)
         body = await json_body(request)
+        known_fields(body, "outcome", "note")
         value, note = body.get("outcome"), body.get("note")
         if not isinstance(value, str):
             raise Invalid("bad_outcome", "outcome must be a string", field="outcome")
@@ -479,6 +498,7 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
         """Checks, hits and actions of one CST month by authority, list, scenario, unit or
         action; ``by=coverage``: checks per unit and scenario (应查必查)."""
         account_of(request, "agency")
+        known_params(request, "month", "by")
         month = request.query_params.get("month") or clock.format_instant(clock.now())[:7]
         by = request.query_params.get("by") or ""
         bb = need_backbone()
@@ -493,6 +513,7 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
         """Every query (unit, time, endpoint, scenario, hashed subject, purpose, consent,
         decision, check id) in arrival order, optionally of one ``unit``."""
         account_of(request, "admin")
+        known_params(request, "since", "limit", "unit")
         limit = query_limit(request)
         since = request.query_params.get("since") or None
         unit = request.query_params.get("unit") or None

@@ -127,6 +127,9 @@ def test_events_are_refused_whole(wired: Wired) -> None:
     assert r.status_code == 422 and r.json()["error"]["code"] == "bad_date", r.text
     r = wired.client.post("/v1/events", json={"events": []}, headers=auth("issuer"))
     assert r.status_code == 422 and r.json()["error"]["code"] == "bad_events"
+    r = wired.client.post("/v1/events", json={"events": [REVOKE], "dry_run": True},
+                          headers=auth("issuer"))
+    assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_field", r.text
     assert wired.client.get("/v1/snapshot").json()["applied_events"] == []
     assert wired.check("agency", ORG_BLACK)["decision"] == "block"
     assert wired.check("agency", ORG_SHARED)["decision"] == "block"
@@ -154,12 +157,22 @@ def test_feedback_outcome_stats_and_audit(wired: Wired) -> None:
         assert r.status_code == 422 and r.json()["error"]["code"] == "bad_cursor", r.text
     r = wired.client.get("/v1/stats?by=unit&month=２０２６-12", headers=auth("agency"))
     assert r.status_code == 422 and r.json()["error"]["code"] == "bad_month", r.text
+    # a parameter or field the endpoint does not take: 422 naming it (a typo such as `sinse`
+    # must not read the feed from its start)
+    for path, who in (("/v1/feedback?sinse=1", "issuer"), ("/v1/stats?by=unit&mnth=1", "agency"),
+                      ("/v1/audit?unit=X&lmit=5", "admin")):
+        r = wired.client.get(path, headers=auth(who))
+        assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_field", r.text
+        assert r.json()["error"]["field"] in ("sinse", "mnth", "lmit")
     # outcome: the checking unit only
     path = f"/v1/checks/{hit['check_id']}/outcome"
     other = wired.client.post(path, json={"outcome": "intercepted"}, headers=auth("adopter"))
     assert other.status_code == 403 and other.json()["error"]["code"] == "not_your_check"
     bad = wired.client.post(path, json={"outcome": "overridden"}, headers=auth("agency"))
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "note_required"
+    typo = wired.client.post(path, json={"outcome": "intercepted", "nots": "x"},
+                             headers=auth("agency"))
+    assert typo.status_code == 422 and typo.json()["error"]["field"] == "nots", typo.text
     ok = wired.client.post(path, json={"outcome": "intercepted", "note": "拒绝投标"},
                            headers=auth("agency"))
     assert ok.status_code == 200, ok.text
