@@ -212,14 +212,19 @@ class Renderer:
         return b"".join(out)
 
 
-def screen_chunk(path: Path, renderer: Renderer, start: int, end: int) -> tuple[bytes, Counts]:
-    """Read, screen and render one byte range of the input."""
+def screen_chunk(path: Path, renderer: Renderer, start: int, end: int, *,
+                 on_rows: Callable[[tabular.Chunk, Batch], None] | None = None
+                 ) -> tuple[bytes, Counts]:
+    """Read, screen and render one byte range of the input; ``on_rows`` is given the rows
+    and their results before they are rendered (a job records them there)."""
     layout = renderer.layout
     chunk = tabular.read_chunk(path, layout, start, end)
     batch = renderer.screener.screen(chunk.ids, chunk.types, chunk.names)
     for i in chunk.bad:
         batch.kinds[i] = KIND_SPECIAL
         batch.special[i] = (ERROR, BAD_ROW, "the line is not a JSON object", None)
+    if on_rows is not None:
+        on_rows(chunk, batch)
     counts = Counts(rows=len(chunk.records), fallback_lines=chunk.fallback_lines,
                     replaced_lines=chunk.replaced_lines)
     for kind, n in enumerate(np.bincount(batch.kinds, minlength=3)[:2].tolist()):

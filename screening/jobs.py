@@ -24,6 +24,9 @@ bulk``) writes. The engine knows nothing of HTTP or Redis: an HTTP layer maps
 An input inside the jobs folder (an HTTP upload) is recorded relative to it, so replicas that
 mount the shared folder at different paths find it.
 
+``record`` (``screenings.JobRecorder`` over HTTP) is given each chunk's rows and results
+before the chunk's output is written: every row is a query, audited and fed back.
+
 The snapshot is pinned: a job resumed after the service rolled to a newer snapshot reopens
 its own version if that folder is still there, and otherwise starts over on the new one
 (so a job's rows are never decided on two versions). A worker that only helps with chunks
@@ -52,7 +55,7 @@ from .decision import Caller
 from .errors import Invalid, NotFound, ScreeningError
 from .gcpause import paused_gc
 from .overlay import Overlay
-from .screener import Screener
+from .screener import Batch, Screener
 from .tabular import Layout
 
 
@@ -121,12 +124,17 @@ class Jobs:
 
     def __init__(self, root: Path, snapshot: Callable[[], Snapshot], *,
                  overlay: Callable[[Snapshot, int | None], Overlay | None] | None = None,
-                 applied: Callable[[Snapshot], int] | None = None) -> None:
+                 applied: Callable[[Snapshot], int] | None = None,
+                 record: Callable[[dict[str, Any], int, tabular.Chunk, Batch, Screener], None]
+                 | None = None) -> None:
+        """``record(spec, index, chunk, batch, screener)``: given each chunk's rows and
+        results before its output is written (feedback and audit; ``screenings.JobRecorder``)."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._snapshot = snapshot
         self._overlay = overlay
         self._applied = applied
+        self._record = record
         self._pinned: dict[str, Snapshot] = {}
         self._renderers: dict[str, tuple[tuple[Any, ...], Renderer]] = {}
 
@@ -239,8 +247,15 @@ class Jobs:
                worker: str | None = None) -> None:
         start, end = spec["chunks"][index]
         began = time.perf_counter()
+        record = self._record
+
+        def on_rows(chunk: tabular.Chunk, batch: Batch) -> None:
+            if record is not None:
+                record(spec, index, chunk, batch, renderer.screener)
+
         with paused_gc():
-            body, counts = screen_chunk(self._input(spec), renderer, start, end)
+            body, counts = screen_chunk(self._input(spec), renderer, start, end,
+                                        on_rows=on_rows)
         job_id = spec["id"]
         _write_durable(self._part(job_id, index, "out"), body)
         _write_durable(self._part(job_id, index, "json"), orjson.dumps(

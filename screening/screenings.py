@@ -28,6 +28,13 @@ deleted with their uploads.
 
 A job decides on the live events applied when it was created, replayed into an overlay of its
 own (``PrivateOverlays``): the served overlay keeps changing on the event loop thread.
+
+Every row of a job is a query (SPEC §6): ``JobRecorder`` records each chunk's rows through the
+service's recorder, as a batch request's items are — an audit record for each row (a row that
+is no valid identifier too, with no decision), a feedback record for each row with hits —
+before the chunk's output is written, so a chunk marked done has been recorded. Each row's
+check id is ``<job id>:<chunk>:<row in the chunk>`` and its ``purpose`` names the job. A chunk
+redone after a crash between the two is recorded again, under the same check ids.
 """
 
 from __future__ import annotations
@@ -62,8 +69,11 @@ from .errors import (
 from .jobs import Jobs, JobStatus, SnapshotUnavailable
 from .live import replay
 from .overlay import Overlay
+from .screener import CHECKED, KIND_SPECIAL, TYPES, Batch, Screener
 from .service import Service
 from .settings import Settings
+from .tabular import Chunk
+from .wire import BatchRequest
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +340,52 @@ class PrivateOverlays:
         return overlay
 
 
+RECORD_ROWS = 1000  # rows a recorder call (one spool line) holds
+
+
+class JobRecorder:
+    """Feedback and audit of a job's rows (module doc), for ``Jobs(record=...)``."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def __call__(self, spec: dict[str, Any], index: int, chunk: Chunk, batch: Batch,
+                 screener: Screener) -> None:
+        record_batch = getattr(self.service.recorder, "record_batch", None)
+        if record_batch is None:
+            return
+        caller = spec["caller"]
+        account = Account(unit=caller["unit"], name=caller["unit"], tier=caller["tier"],
+                          region=caller["region"])
+        request = BatchRequest(spec["scenario"], spec["region"], spec["as_of"], [],
+                               purpose=f"bulk screening {spec['id']}")
+        consent = spec["consent"]
+        unlisted = [screener.unlisted[t].response for t in TYPES]  # by KIND_ORG, KIND_PERSON
+        prefix = f"{spec['id']}:{index}:"
+        kinds, ids, special = batch.kinds.tolist(), batch.ids, batch.special
+        items: list[dict[str, Any]] = []
+        results: list[dict[str, Any]] = []
+        for i, raw in enumerate(chunk.ids):
+            kind = kinds[i]
+            if kind == KIND_SPECIAL:
+                row = special[i]
+                # a row that failed: no check id, audited with no decision
+                result = {**row[1], "check_id": prefix + str(i)} if row[0] == CHECKED else \
+                    {"error": {"code": row[1], "message": row[2]}}
+            else:  # the unlisted answer, for this row's subject
+                base = unlisted[kind]
+                result = {**base, "check_id": prefix + str(i),
+                          "subject": {**base["subject"], "id": ids[i]}}
+            items.append({"subject": raw if isinstance(raw, str) else None,
+                          "consent": consent})
+            results.append(result)
+            if len(items) >= RECORD_ROWS:
+                record_batch(account, request, items, results)
+                items, results = [], []
+        if items:
+            record_batch(account, request, items, results)
+
+
 def router(service: Service, settings: Settings) -> tuple[APIRouter, JobRunner]:
     """The routes, and the runner the lifespan starts (``runner.start()``/``stop()``)."""
     holder = service.holder
@@ -344,7 +400,8 @@ def router(service: Service, settings: Settings) -> tuple[APIRouter, JobRunner]:
 
     def get_jobs() -> Jobs:
         if not made:
-            made.append(Jobs(root, snapshot, overlay=events.of, applied=events.applied))
+            made.append(Jobs(root, snapshot, overlay=events.of, applied=events.applied,
+                             record=JobRecorder(service)))
         return made[0]
 
     queue = None

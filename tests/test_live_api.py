@@ -220,6 +220,43 @@ def test_feedback_outcome_stats_and_audit(wired: Wired) -> None:
     assert lim.status_code == 422 and lim.json()["error"]["code"] == "bad_limit"
 
 
+def test_bulk_job_rows_are_audited_and_fed_back(wired: Wired) -> None:
+    """Every row of a bulk job is a query (SPEC §6): audited (a row that is no valid
+    identifier too, with no decision), fed back to the authority when it hit, counted for
+    coverage, and its outcome can be posted, under the check id ``<job>:<chunk>:<row>``."""
+    from urllib.parse import quote
+
+    from screening.backbone import subject_hash
+
+    bad = "91350100M000100Y4X"
+    body = f"名称,统一社会信用代码\nA,{ORG_BLACK}\nB,{ORG_CLEAN}\nC,{bad}\n".encode()
+    r = wired.client.post(f"/v1/screenings?scenario=government_procurement&as_of={quote(AS_OF)}",
+                          content=body, headers={**auth("agency"), "content-type": "text/csv"})
+    assert r.status_code == 202, r.text
+    job = r.json()["id"]
+    assert wired.client.app.screenings.jobs.run(job).state == "done"
+    assert wired.bb.flush(5.0)
+    audited = [a for a in wired.client.get("/v1/audit?unit=350100-CZJ&limit=1000",
+                                           headers=auth("admin")).json()["items"]
+               if a["purpose"] == f"bulk screening {job}"]
+    assert [(a["check_id"], a["decision"]) for a in audited] == [
+        (f"{job}:0:0", "block"), (f"{job}:0:1", "pass"), (None, None)]
+    assert audited[0]["subject"] == subject_hash(ORG_BLACK)
+    assert audited[1]["subject"] == subject_hash(ORG_CLEAN)
+    assert all(a["unit"] == "350100-CZJ" and a["scenario"] == "government_procurement"
+               for a in audited)
+    feed = [i for i in wired.client.get("/v1/feedback?limit=1000",
+                                        headers=auth("issuer")).json()["items"]
+            if i["check_id"].startswith(job)]
+    assert [(i["check_id"], i["entry"], i["unit"]) for i in feed] == [
+        (f"{job}:0:0", "E-1", "350100-CZJ")]
+    cov = wired.client.get("/v1/stats?by=coverage", headers=auth("agency")).json()["rows"]
+    assert {"unit": "350100-CZJ", "scenario": "government_procurement", "checks": 3} in cov
+    r = wired.client.post(f"/v1/checks/{job}:0:0/outcome", json={"outcome": "intercepted"},
+                          headers=auth("agency"))
+    assert r.status_code == 200, r.text
+
+
 def test_shared_rate_limit(wired: Wired) -> None:
     # SLOW: 0.5 a second, burst 1, through the backbone's take
     first = wired.client.get("/v1/stats?by=unit", headers=auth("slow"))
