@@ -309,7 +309,7 @@ def _progress(layout: Layout, enabled: bool) -> tuple[Callable[[int, Counts], No
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    from .cli import caller_from, open_snapshot
+    from .cli import caller_from, live_overlay, open_snapshot
 
     path: Path = args.file
     out: Path = args.out
@@ -325,7 +325,8 @@ def run_cli(args: argparse.Namespace) -> int:
                                  reserved=RESERVED)
         snap = open_snapshot(args.snapshot)
         screener = Screener(snap, scenario=args.scenario, caller=caller_from(args),
-                            as_of=args.as_of, consent=args.consent)
+                            as_of=args.as_of, consent=args.consent,
+                            overlay=live_overlay(snap, args))
     except ScreeningError as exc:
         print(f"screening bulk: {exc.code}: {exc.message}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from indexer.snapshot import CorruptSnapshot, Snapshot
 
 from .decision import TIERS, Caller, CheckRequest, check
 from .errors import ScreeningError
+from .overlay import Overlay
 from .settings import Settings
 
 
@@ -31,6 +32,11 @@ def _caller_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--consent", default=None, help="consent reference for authorized entries")
     p.add_argument("--as-of", dest="as_of", default=None, help="decide as of this time")
     p.add_argument("--adopted", default="", help="comma-separated adopted recommended measures")
+    p.add_argument("--data", type=Path, default=None,
+                   help="the service's local state folder: its accepted live events apply "
+                        "(default $SCREENING_DATA or ./screening-data)")
+    p.add_argument("--redis", default=None,
+                   help="Redis URL of the shared backbone: its accepted live events apply")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,6 +83,28 @@ def open_snapshot(path: Path | None) -> Snapshot:
     return Snapshot.open(settings.snapshot)
 
 
+def live_overlay(snap: Snapshot, args: argparse.Namespace) -> Overlay | None:
+    """The live events the service has accepted, over ``snap`` — what ``screening serve``
+    decides on (SPEC §8: the command line does the same work): from Redis with ``--redis``
+    (or ``SCREENING_REDIS``), else from the embedded event log of ``--data`` (or
+    ``SCREENING_DATA``) when there is one; None without events. Events the snapshot folded
+    are skipped, as the service skips them. Raises ``Unavailable`` (Redis unreachable)."""
+    from .backbone import open_store
+    from .live import replay
+
+    settings = Settings.from_env(data=getattr(args, "data", None),
+                                 redis=getattr(args, "redis", None))
+    if not settings.redis and not (settings.data / "backbone" / "events.jsonl").is_file():
+        return None
+    store = open_store(settings)
+    try:
+        overlay = Overlay(snap)
+        replay(store, overlay)
+    finally:
+        store.close()
+    return overlay if overlay.applied else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -102,7 +130,7 @@ def _check(args: argparse.Namespace) -> int:
     request = CheckRequest(subject=args.id, scenario=args.scenario, type=args.type,
                            name=args.name, as_of=args.as_of, consent=args.consent)
     try:
-        result = check(snap, request, caller_from(args))
+        result = check(snap, request, caller_from(args), overlay=live_overlay(snap, args))
     except ScreeningError as exc:
         if args.json:
             print(orjson.dumps(exc.body()).decode())

@@ -97,6 +97,38 @@ def test_posted_event_changes_the_next_check(wired: Wired) -> None:
     assert len(wired.client.get("/v1/snapshot").json()["applied_events"]) == 1
 
 
+def test_command_line_decides_on_the_accepted_events(
+        wired: Wired, fixture_dirs: tuple[Path, Path], tmp_path: Path,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """SPEC §8: ``screening check`` and ``screening bulk`` do the same work as the service:
+    with the service's data folder, the live events it accepted apply."""
+    from screening import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SCREENING_DATA", raising=False)
+    monkeypatch.delenv("SCREENING_REDIS", raising=False)
+    snapshots, _ = fixture_dirs
+    data = tmp_path / "data"
+
+    def decide(*extra: str) -> str:
+        capsys.readouterr()
+        assert cli.main(["check", ORG_BLACK, "--scenario", "government_procurement",
+                         "--snapshot", str(snapshots), "--as-of", AS_OF, "--json",
+                         *extra]) == 0
+        return str(orjson.loads(capsys.readouterr().out)["decision"])
+
+    assert decide("--data", str(data)) == "block"
+    assert wired.events("issuer", REVOKE).status_code == 202
+    assert wired.check("agency", ORG_BLACK, as_of=AS_OF)["decision"] == "pass"
+    assert decide("--data", str(data)) == "pass"
+    assert decide() == "block"  # ./screening-data has no events: the snapshot alone
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text(f"名称,统一社会信用代码\nA,{ORG_BLACK}\n", encoding="utf-8")
+    assert cli.main(["bulk", str(src), "--out", str(out), "--scenario", "government_procurement",
+                     "--snapshot", str(snapshots), "--as-of", AS_OF, "--data", str(data)]) == 0
+    assert out.read_text(encoding="utf-8").splitlines()[1].split(",")[2] == "pass"
+
+
 def test_listed_event_reaches_single_and_batch_checks(wired: Wired) -> None:
     fresh = make_org(77)
     assert wired.check("agency", fresh)["decision"] == "pass"
