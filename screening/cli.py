@@ -14,10 +14,11 @@ from typing import Any
 
 import orjson
 
+from indexer.regions import BadRegion, region_prefix
 from indexer.snapshot import CorruptSnapshot, Snapshot
 
 from .decision import TIERS, Caller, CheckRequest, check
-from .errors import ScreeningError
+from .errors import Invalid, ScreeningError
 from .overlay import Overlay
 from .settings import Settings
 
@@ -74,8 +75,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def caller_from(args: argparse.Namespace) -> Caller:
+    """The caller ``--tier``/``--region``/``--adopted`` describe (default a national agency);
+    a ``--region`` that is no region code is ``bad_region``, as a request's ``region`` is."""
     adopted = frozenset(a.strip() for a in args.adopted.split(",") if a.strip())
-    return Caller(unit="cli", tier=args.tier, region=args.region or "national", adopted=adopted)
+    region = args.region or "national"
+    try:
+        region_prefix(region)
+    except BadRegion as exc:
+        raise Invalid("bad_region", f"--region: {exc}", field="region") from None
+    return Caller(unit="cli", tier=args.tier, region=region, adopted=adopted)
 
 
 def open_snapshot(path: Path | None) -> Snapshot:

@@ -11,6 +11,18 @@ import pytest
 from tests.sourcekit import write_source
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_data_folder(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The command line reads the service's data folder (its live events) by default: the
+    tests' default is an empty folder of their own, not whatever ``./screening-data`` the
+    working directory has (tests that need one name it)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SCREENING_DATA", str(tmp_path_factory.mktemp("screening-data")))
+    mp.delenv("SCREENING_REDIS", raising=False)
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def build_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
     """``build_snapshot(name, lists=..., entries=..., ...)``: write the source, build it with

@@ -127,6 +127,10 @@ def test_command_line_decides_on_the_accepted_events(
     assert cli.main(["bulk", str(src), "--out", str(out), "--scenario", "government_procurement",
                      "--snapshot", str(snapshots), "--as-of", AS_OF, "--data", str(data)]) == 0
     assert out.read_text(encoding="utf-8").splitlines()[1].split(",")[2] == "pass"
+    # a --region that is no region code: bad_region, as a request's region is
+    assert cli.main(["check", ORG_BLACK, "--scenario", "government_procurement", "--snapshot",
+                     str(snapshots), "--region", "abc", "--json"]) == 1
+    assert orjson.loads(capsys.readouterr().out)["error"]["code"] == "bad_region"
 
 
 def test_listed_event_reaches_single_and_batch_checks(wired: Wired) -> None:
