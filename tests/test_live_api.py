@@ -242,6 +242,11 @@ def test_feedback_outcome_stats_and_audit(wired: Wired) -> None:
                           json={"subject": "91350100M000100Y4X",
                                 "scenario": "government_procurement"})
     assert r.status_code == 422
+    for as_of in ("1700-01-01", "yesterday"):  # out of range or no time: both audited
+        r = wired.client.post("/v1/check", headers=auth("agency"),
+                              json={"subject": ORG_CLEAN, "scenario": "government_procurement",
+                                    "as_of": as_of})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "bad_as_of", r.text
     r = wired.client.post("/v1/check/batch", headers=auth("agency"),
                           json={"scenario": "government_procurement",
                                 "subjects": [{"subject": ORG_CLEAN}, {"subject": "123"}]})
@@ -249,9 +254,9 @@ def test_feedback_outcome_stats_and_audit(wired: Wired) -> None:
     assert wired.bb.flush(5.0)
     audited = wired.client.get("/v1/audit?unit=350100-CZJ&limit=1000",
                                headers=auth("admin")).json()["items"]
-    assert [a["decision"] for a in audited].count(None) == 2
+    assert [a["decision"] for a in audited].count(None) == 4
     cov = wired.client.get("/v1/stats?by=coverage", headers=auth("agency")).json()["rows"]
-    assert {"unit": "350100-CZJ", "scenario": "government_procurement", "checks": 5} in cov
+    assert {"unit": "350100-CZJ", "scenario": "government_procurement", "checks": 7} in cov
     lim = wired.client.get("/v1/audit?limit=0", headers=auth("admin"))
     assert lim.status_code == 422 and lim.json()["error"]["code"] == "bad_limit"
 
