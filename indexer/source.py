@@ -101,6 +101,8 @@ def records(root: Path, path: Path, rejects: Rejects,
         for number, raw in enumerate(f, 1):
             if progress is not None:
                 progress(len(raw))
+            if number == 1 and raw.startswith(_BOM):  # a file saved "UTF-8 with BOM"
+                raw = raw[len(_BOM):]
             if not raw.strip():
                 continue
             try:
@@ -113,6 +115,7 @@ def records(root: Path, path: Path, rejects: Rejects,
 
 CHUNK_LINES = 4096
 _BLOCK = 1 << 23
+_BOM = b"\xef\xbb\xbf"
 
 
 def line_groups(path: Path, progress: Callable[[int], None] | None = None,
@@ -122,12 +125,17 @@ def line_groups(path: Path, progress: Callable[[int], None] | None = None,
     with _open(path) as f:
         number = 0
         tail = b""
+        first = True
         while True:
             block = f.read(_BLOCK)
             if progress is not None and block:
                 progress(len(block))
             if not block:
                 break
+            if first:
+                first = False
+                if block.startswith(_BOM):  # a file saved "UTF-8 with BOM"
+                    block = block[len(_BOM):]
             lines = (tail + block).split(b"\n")
             tail = lines.pop()
             for start in range(0, len(lines), size):

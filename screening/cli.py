@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=None, help="worker processes (default 1)")
     c = sub.add_parser("check", help="check one subject")
     c.add_argument("id", help="USCC, ID number, organisation code or alias")
-    c.add_argument("--type", choices=("org", "person"), default=None)
+    c.add_argument("--type", default=None, help="org or person (default: judged from the identifier)")
     c.add_argument("--name", default=None, help="name to compare with the listed name")
     c.add_argument("--json", action="store_true", help="print the SPEC §8 response as JSON")
     _caller_options(c)

@@ -1128,6 +1128,24 @@ def test_rejects_within_max_build_without_bad_records(tmp_path: Path) -> None:
         expect("block", [H("E-X1", "linked:legal_rep", O_X1, SOE_BLOCK)])
 
 
+def test_files_saved_with_a_bom_are_read(tmp_path: Path) -> None:
+    """A file saved "UTF-8 with BOM" (Windows tools) loses no record: its first line is
+    read without the BOM, in the catalogue, entries and events alike."""
+    root = write_source(tmp_path / "source", **CATALOGUE, entries=[GOOD_2],
+                        events=[ev("V-B1", "2026-03-01T00:00:00+08:00", "exited", "E-X2",
+                                   reason="repaired")])
+    for path in (root / "lists.jsonl", root / "entries" / "entries.jsonl",
+                 root / "events" / "events.jsonl"):
+        assert path.exists(), path
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    result = build(root, tmp_path / "out")
+    assert result.rejects == 0
+    snap = Snapshot.open(result.path)
+    assert summary(run(snap, O_X2, as_of="2026-02-28T00:00:00+08:00")) == \
+        expect("block", [H("E-X2", m=BLOCK)])
+    assert summary(run(snap, O_X2, as_of="2026-03-01T00:00:00+08:00")) == PASS
+
+
 def test_jsonl_gz_files_are_read(tmp_path: Path) -> None:
     root = write_source(tmp_path / "source", **CATALOGUE, entries=[GOOD_2])
     write_jsonl(root / "entries" / "more.jsonl", [GOOD_1, entry("E-G3", L_BLACK2, O_X3)],
