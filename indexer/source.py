@@ -101,8 +101,8 @@ def records(root: Path, path: Path, rejects: Rejects,
         for number, raw in enumerate(f, 1):
             if progress is not None:
                 progress(len(raw))
-            if number == 1 and raw.startswith(_BOM):  # a file saved "UTF-8 with BOM"
-                raw = raw[len(_BOM):]
+            if number == 1:  # a file saved "UTF-8 with BOM"
+                raw = raw.removeprefix(_BOM)
             if not raw.strip():
                 continue
             try:
@@ -132,10 +132,9 @@ def line_groups(path: Path, progress: Callable[[int], None] | None = None,
                 progress(len(block))
             if not block:
                 break
-            if first:
+            if first:  # a file saved "UTF-8 with BOM"
                 first = False
-                if block.startswith(_BOM):  # a file saved "UTF-8 with BOM"
-                    block = block[len(_BOM):]
+                block = block.removeprefix(_BOM)
             lines = (tail + block).split(b"\n")
             tail = lines.pop()
             for start in range(0, len(lines), size):
