@@ -335,11 +335,19 @@ def test_cursors_not_issued_are_refused(bb: Front, kind: str) -> None:
         bad_cursor(lambda: bb.read_audit(f"{day}:{audit_pos + 10**6}"))
         later = days_before(day, -3)  # a day the trail does not hold, after the ones it does
         bad_cursor(lambda: bb.read_audit(f"{later}:0"))
-    else:  # stream ids: of the cursor's own day
+    else:  # stream ids: whole, of the cursor's own day, not past the stream's last one
         sid = first.next.partition(":")[2]
         assert "-" in sid
         bad_cursor(lambda: bb.read_audit(f"{days_before(day, 1)}:{sid}"))
         bad_cursor(lambda: bb.read_audit(f"{day}:0"))  # an offset, with no archived day
+        ms, _, seq = bb.read_feedback("法院A", page.next).next.partition("-")  # the last id
+        for junk in (ms, "5", f"{ms}-{int(seq) + 1}", f"{int(ms) + 1}-0",
+                     f"{(1 << 64) - 1}-{(1 << 64) - 1}"):
+            bad_cursor(lambda: bb.read_feedback("法院A", junk))
+        ams, _, aseq = bb.read_audit(first.next).next.partition(":")[2].partition("-")
+        bad_cursor(lambda: bb.read_audit(f"{day}:{ams}-{int(aseq) + 1}"))
+        bad_cursor(lambda: bb.read_audit(f"{day}:{ams}"))
+        bad_cursor(lambda: bb.read_feedback("无关部门", "1-0"))  # a feed that has no entry
     # the cursors it did issue still read on
     assert [i["check_id"] for i in bb.read_feedback("法院A", page.next).items] == ["c-2"]
     assert [r["check_id"] for r in bb.read_audit(first.next).items] == ["c2"]

@@ -89,11 +89,14 @@ return 1
 """
 
 
-def stream_cursor(value: str | None, field: str = "since") -> str | None:
+def stream_cursor(value: str | None, field: str = "since", *, whole: bool = False
+                  ) -> str | None:
+    """A stream id cursor, ``<ms>-<seq>`` (``whole``: both parts, as every id a reader is
+    given has them; the event log's own cursors may be ``<ms>``)."""
     if value is None or value == "":
         return None
     ms, sep, seq = str(value).partition("-")
-    if not (_u64(ms) and (not sep or _u64(seq))):
+    if not (_u64(ms) and (_u64(seq) if sep or whole else True)):
         raise bad_cursor(field)
     return str(value)
 
@@ -191,6 +194,16 @@ class RedisStore:
         self.events_read_at = time.monotonic()
         return self._page(got[0][1] if got else [], b"e", start)
 
+    def _last_id(self, key: str) -> tuple[int, int]:
+        """The last id a stream ever gave (kept when its entries are trimmed); (0, 0) for a
+        stream that does not exist."""
+        try:
+            info = self.r.xinfo_stream(key)
+        except redis_py.ResponseError:  # no such key
+            return (0, 0)
+        last = info.get("last-generated-id") or b"0-0"
+        return sid_key(last.decode() if isinstance(last, bytes) else str(last))
+
     @staticmethod
     def _page(entries: list[Any], field: bytes, start: str | None) -> Page:
         items = [orjson.loads(fields[field]) for _, fields in entries]
@@ -228,17 +241,22 @@ class RedisStore:
     def read_feedback(self, authority: str, since: str | None = None, limit: int = 100) -> Page:
         """Feed items of ``authority``: the stream holds the check records that hit it, each
         expanded into one item per hit of that authority (a cursor never splits a check)."""
-        start = stream_cursor(since)
+        start = stream_cursor(since, whole=True)
         key = self.p + "feed:" + authority
 
-        def read() -> tuple[list[Any], list[Any]]:
+        def read() -> tuple[list[Any], list[Any]] | None:
+            if start is not None and sid_key(start) > self._last_id(key):
+                return None  # past the end of the feed: not a cursor it gave
             entries = self.r.xrange(key, "-" if start is None else "(" + start, count=limit)
             records = [orjson.loads(f[b"i"]) for _, f in entries]
             ids = [r["check_id"] for r in records]
             outcomes = self.r.mget([self.p + "outcome:" + i for i in ids]) if ids else []
             return entries, [(r, o) for r, o in zip(records, outcomes)]
 
-        entries, records = self._call(read)
+        got = self._call(read)
+        if got is None:
+            raise bad_cursor("since")
+        entries, records = got
         items: list[dict[str, Any]] = []
         for rec, outcome in records:
             found = None if outcome is None else orjson.loads(outcome)
@@ -286,8 +304,9 @@ class RedisStore:
             day, pos = (archived[0], "0") if archived else ("", "")
         else:
             day, pos = cursor
-            if "-" in pos:  # a stream id, of a record of that day
-                if stream_cursor(pos) is None or sid_day(pos) != day:
+            if "-" in pos:  # a stream id, of a record of that day, not past the last one
+                if stream_cursor(pos, whole=True) is None or sid_day(pos) != day or \
+                        sid_key(pos) > self._call(lambda: self._last_id(self.p + "audit")):
                     raise bad_cursor("since", "an audit cursor")
             else:  # a position in an archived day (a day pruned since: before them all)
                 offset = offset_cursor(pos)
