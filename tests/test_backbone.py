@@ -320,12 +320,12 @@ def test_cursors_not_issued_are_refused(bb: Front, kind: str) -> None:
     page = bb.read_feedback("法院A", None, 2)
     assert len(page.items) == 2
     for junk in ("9" * 24, "1-" + "9" * 23, "１２", "-1", "1.5"):
-        bad_cursor(lambda: bb.read_feedback("法院A", junk))
+        bad_cursor(lambda j=junk: bb.read_feedback("法院A", j))
     first = bb.read_audit(None, 2)
     day = first.items[0]["at"][:10]
     for junk in (f"{day}:{'9' * 24}", "2026-02-30:0", "2026-W01-1:0", f"{day}:１",
                  f"{day}:1-" + "9" * 23):
-        bad_cursor(lambda: bb.read_audit(junk))
+        bad_cursor(lambda j=junk: bb.read_audit(j))
     if kind == "embedded":  # byte offsets: only where a line starts
         offset = int(page.next)
         bad_cursor(lambda: bb.read_feedback("法院A", str(offset - 1)))
@@ -343,7 +343,7 @@ def test_cursors_not_issued_are_refused(bb: Front, kind: str) -> None:
         ms, _, seq = bb.read_feedback("法院A", page.next).next.partition("-")  # the last id
         for junk in (ms, "5", f"{ms}-{int(seq) + 1}", f"{int(ms) + 1}-0",
                      f"{(1 << 64) - 1}-{(1 << 64) - 1}"):
-            bad_cursor(lambda: bb.read_feedback("法院A", junk))
+            bad_cursor(lambda j=junk: bb.read_feedback("法院A", j))
         ams, _, aseq = bb.read_audit(first.next).next.partition(":")[2].partition("-")
         bad_cursor(lambda: bb.read_audit(f"{day}:{ams}-{int(aseq) + 1}"))
         bad_cursor(lambda: bb.read_audit(f"{day}:{ams}"))
