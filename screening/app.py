@@ -269,6 +269,9 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
                      checks: int) -> Response:
         try:
             account = service.authenticate(request.headers.get("authorization"))
+            for name in request.query_params:  # (``?as_of=`` must not be silently dropped)
+                raise Invalid("unknown_field", f"unknown parameter {name!r}: the check "
+                              "endpoints take their fields in the JSON body", field=name)
             body = await read_body(request.receive, request.headers.get("content-length"),
                                    settings.max_body)
             result = work(account, body)
@@ -354,10 +357,7 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
         raw = request.query_params.get("limit")
         if raw is None or raw == "":
             return default
-        try:
-            limit = int(raw)
-        except ValueError:
-            limit = 0
+        limit = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else 0
         if not 1 <= limit <= MAX_PAGE:
             raise Invalid("bad_limit", f"limit must be an integer from 1 to {MAX_PAGE}",
                           field="limit")

@@ -124,7 +124,8 @@ class ScreeningAPI(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
-        elif self.fastpath and scope["path"] == CHECK_ROUTE and scope["method"] == "POST":
+        elif (self.fastpath and scope["path"] == CHECK_ROUTE and scope["method"] == "POST"
+              and not scope.get("query_string")):  # (a query: the route refuses it)
             await self.fast_check(scope, receive, send)
         else:
             await self.observed(scope, receive, send)

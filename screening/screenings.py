@@ -281,6 +281,13 @@ class JobRunner:
         return True
 
 
+def _only(request: Request, *names: str) -> None:
+    """422 ``unknown_field`` for a query parameter other than ``names``."""
+    for name in request.query_params:
+        if name not in names:
+            raise Invalid("unknown_field", f"unknown parameter {name!r}", field=name)
+
+
 def _option(request: Request, name: str) -> str | None:
     value = request.query_params.get(name)
     return value if value else None
@@ -512,6 +519,7 @@ def router(service: Service, settings: Settings) -> tuple[APIRouter, JobRunner]:
         """State (`pending`, `running`, `paused`, `failed`, `done`), rows done, rate,
         counts by decision and by error."""
         _, st, owner = owned(request, job_id)
+        _only(request)
         return Response(orjson.dumps(progress(st, owner)), media_type="application/json")
 
     @api.get(ROUTE + "/{job_id}/result", summary="The screened file of a job",
@@ -525,6 +533,7 @@ def router(service: Service, settings: Settings) -> tuple[APIRouter, JobRunner]:
         byte what `screening bulk` writes. 409 `job_not_done` before the job is done, unless
         `?partial=true` (the rows of the chunks done so far)."""
         _, st, _ = owned(request, job_id)
+        _only(request, "partial")
         partial = (request.query_params.get("partial") or "").lower() in ("1", "true", "yes")
         stream = get_jobs().result(job_id, partial=partial)
         spec = orjson.loads((root / job_id / "job.json").read_bytes())
@@ -544,6 +553,7 @@ def router(service: Service, settings: Settings) -> tuple[APIRouter, JobRunner]:
         `SCREENING_JOB_DAYS` after they end). A job deleted while running stops at its next
         chunk."""
         _, st, owner = owned(request, job_id)
+        _only(request)
         await asyncio.to_thread(get_jobs().delete, job_id)
         log.info("jobs.deleted id=%s unit=%s state=%s", job_id, owner, st.state)
         return Response(status_code=204)

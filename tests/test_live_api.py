@@ -200,6 +200,13 @@ def test_feedback_outcome_stats_and_audit(wired: Wired) -> None:
         r = wired.client.get(path, headers=auth(who))
         assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_field", r.text
         assert r.json()["error"]["field"] in ("sinse", "mnth", "lmit")
+    # the check endpoints take no query parameter: a `?as_of=` is refused, not dropped
+    for path, body in (("/v1/check", {"subject": ORG_BLACK}),
+                       ("/v1/check/batch", {"subjects": [{"subject": ORG_BLACK}]})):
+        r = wired.client.post(path + "?as_of=2026-01-01", headers=auth("agency"),
+                              json={**body, "scenario": "government_procurement"})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_field", r.text
+        assert r.json()["error"]["field"] == "as_of"
     # outcome: the checking unit only
     path = f"/v1/checks/{hit['check_id']}/outcome"
     other = wired.client.post(path, json={"outcome": "intercepted"}, headers=auth("adopter"))
@@ -257,8 +264,9 @@ def test_feedback_outcome_stats_and_audit(wired: Wired) -> None:
     assert [a["decision"] for a in audited].count(None) == 4
     cov = wired.client.get("/v1/stats?by=coverage", headers=auth("agency")).json()["rows"]
     assert {"unit": "350100-CZJ", "scenario": "government_procurement", "checks": 7} in cov
-    lim = wired.client.get("/v1/audit?limit=0", headers=auth("admin"))
-    assert lim.status_code == 422 and lim.json()["error"]["code"] == "bad_limit"
+    for limit in ("0", "１０", "10%20", "-5", "1001"):
+        lim = wired.client.get(f"/v1/audit?limit={limit}", headers=auth("admin"))
+        assert lim.status_code == 422 and lim.json()["error"]["code"] == "bad_limit", limit
 
 
 def test_bulk_job_rows_are_audited_and_fed_back(wired: Wired) -> None:

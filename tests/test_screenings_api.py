@@ -173,6 +173,10 @@ def test_permissions_and_refusals(make_app: Make, tmp_path: Path) -> None:
                 assert r.status_code == 403 and r.json()["error"]["code"] == "not_your_job"
                 r = await c.get(path)
                 assert r.status_code == 401 and r.json()["error"]["code"] == "missing_key"
+            for path in (f"/v1/screenings/{job_id}?foo=1",
+                         f"/v1/screenings/{job_id}/result?partal=true"):
+                r = await c.get(path, headers=auth("agency"))
+                assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_field"
             for path in ("/v1/screenings/nope", "/v1/screenings/nope/result"):
                 r = await c.get(path, headers=auth("agency"))
                 assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_job"
