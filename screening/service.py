@@ -31,7 +31,14 @@ from .gcpause import paused_gc
 from .holder import SnapshotHolder
 from .metrics import Metrics
 from .settings import Settings
-from .wire import BatchRequest, batch_item, batch_request, check_request, decode, item_request
+from .wire import (
+    BatchRequest,
+    batch_item,
+    batch_request,
+    check_request,
+    decode,
+    item_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +161,7 @@ class Service:
             return await self._batch(account, body)
 
     async def _batch(self, account: Account, body: bytes) -> Answer:
+        batch: BatchRequest | None = None
         try:
             results: list[dict[str, Any] | None] = []
             valid: list[dict[str, Any]] = []
@@ -176,6 +184,11 @@ class Service:
                                            account.caller, region=batch.region,
                                            as_of=as_of, overlay=overlay))
         except ScreeningError as exc:
+            if batch is not None and self.recorder is not None:
+                # refused whole after it was parsed (unknown scenario, region, as_of, no
+                # snapshot): each item is a query that failed, audited as a single check's is
+                self._record_batch(account, batch, [_refused_item(i) for i in batch.items],
+                                   [exc.body()] * len(batch.items))
             return error_answer(exc)
         if len(valid) == len(results):
             merged = decided
@@ -201,3 +214,13 @@ class Service:
         for item, result in zip(valid, decided):
             if "check_id" in result:
                 self._record(account, item_request(batch, item), result)
+
+
+def _refused_item(item: Any) -> dict[str, Any]:
+    """A raw batch item as the recorder audits a failed one: its subject and consent when
+    they are strings."""
+    if not isinstance(item, dict):
+        return {"subject": None}
+    subject, consent = item.get("subject"), item.get("consent")
+    return {"subject": subject if isinstance(subject, str) else None,
+            "consent": consent if isinstance(consent, str) else None}

@@ -29,8 +29,6 @@ from typing import Any
 
 import orjson
 
-from indexer import clock
-
 from .decision import CheckRequest
 from .errors import BadRequest, Invalid, PayloadTooLarge, ScreeningError
 
@@ -40,8 +38,6 @@ Receive = Callable[[], Awaitable[Message]]
 CHECK_FIELDS = ("subject", "scenario", "type", "name", "region", "as_of", "consent", "purpose")
 BATCH_FIELDS = ("scenario", "subjects", "region", "as_of", "purpose")
 ITEM_FIELDS = ("subject", "type", "name", "consent")
-AS_OF_RANGE = ("1800-01-01", "9000-01-01")  # as_of outside: 422 bad_as_of
-_AS_OF_MIN, _AS_OF_MAX = (clock.parse_instant(d) for d in AS_OF_RANGE)
 _CHECK_SET = frozenset(CHECK_FIELDS)
 _BATCH_SET = frozenset(BATCH_FIELDS)
 _ITEM_SET = frozenset(ITEM_FIELDS)
@@ -131,20 +127,6 @@ def check_request(obj: dict[str, Any]) -> CheckRequest:
     return request
 
 
-def check_as_of(as_of: str) -> None:
-    """Refuse an ``as_of`` the calendar arithmetic cannot handle (years near 1 or 9999).
-
-    Unparseable values are left to the core, which names them ``bad_as_of`` as well.
-    """
-    try:
-        instant = clock.parse_instant(as_of)
-    except clock.BadTime:
-        return
-    if not _AS_OF_MIN <= instant < _AS_OF_MAX:
-        raise Invalid("bad_as_of", f"as_of must lie from {AS_OF_RANGE[0]} to before "
-                      f"{AS_OF_RANGE[1]}", field="as_of")
-
-
 def batch_request(obj: dict[str, Any], max_batch: int) -> BatchRequest:
     """``POST /v1/check/batch`` body → ``BatchRequest`` (items still raw)."""
     _unknown(obj, _BATCH_SET)
@@ -158,9 +140,7 @@ def batch_request(obj: dict[str, Any], max_batch: int) -> BatchRequest:
     if len(items) > max_batch:
         raise PayloadTooLarge("batch_too_large", f"a batch holds at most {max_batch} subjects, "
                               f"not {len(items)}", field="subjects")
-    as_of = _optional(obj, "as_of")
-    if as_of is not None:
-        check_as_of(as_of)
+    as_of = _optional(obj, "as_of")  # (its range is the core's ``bad_as_of``, audited)
     return BatchRequest(scenario=scenario, region=_optional(obj, "region"), as_of=as_of,
                         items=items, purpose=_optional(obj, "purpose"))
 

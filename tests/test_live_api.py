@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from screening.app import create_app
-from screening.backbone import open_backbone
+from screening.backbone import open_backbone, subject_hash
 from screening.holder import SnapshotHolder
 from screening.settings import Settings
 from tests.apifixtures import MakeClient, fixture_dirs, make_client  # noqa: F401
@@ -258,12 +258,18 @@ def test_feedback_outcome_stats_and_audit(wired: Wired) -> None:
                           json={"scenario": "government_procurement",
                                 "subjects": [{"subject": ORG_CLEAN}, {"subject": "123"}]})
     assert [("error" in x) for x in r.json()["results"]] == [False, True]
+    # a batch refused whole once parsed: each of its items is a failed query, audited
+    r = wired.client.post("/v1/check/batch", headers=auth("agency"),
+                          json={"scenario": "government_procurement", "as_of": "1700-01-01",
+                                "subjects": [{"subject": ORG_CLEAN}, 7]})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_as_of", r.text
     assert wired.bb.flush(5.0)
     audited = wired.client.get("/v1/audit?unit=350100-CZJ&limit=1000",
                                headers=auth("admin")).json()["items"]
-    assert [a["decision"] for a in audited].count(None) == 4
+    assert [a["decision"] for a in audited].count(None) == 6
+    assert audited[-2]["subject"] == subject_hash(ORG_CLEAN) and audited[-1]["subject"] is None
     cov = wired.client.get("/v1/stats?by=coverage", headers=auth("agency")).json()["rows"]
-    assert {"unit": "350100-CZJ", "scenario": "government_procurement", "checks": 7} in cov
+    assert {"unit": "350100-CZJ", "scenario": "government_procurement", "checks": 9} in cov
     for limit in ("0", "１０", "10%20", "-5", "1001"):
         lim = wired.client.get(f"/v1/audit?limit={limit}", headers=auth("admin"))
         assert lim.status_code == 422 and lim.json()["error"]["code"] == "bad_limit", limit
