@@ -43,9 +43,8 @@ class AuditFiles:
     def __init__(self, folder: Path, *, keep_days: int = DEFAULT_KEEP_DAYS) -> None:
         if keep_days < MIN_KEEP_DAYS:
             raise ValueError(f"audit keep_days must be at least {MIN_KEEP_DAYS} (3 years)")
-        self.folder = folder
+        self.folder = folder  # made by the first write (a reader creates nothing)
         self.keep_days = keep_days
-        folder.mkdir(parents=True, exist_ok=True)
         self._gz_sizes: dict[Path, tuple[float, int, int]] = {}
 
     def plain(self, day: str) -> Path:
@@ -55,8 +54,11 @@ class AuditFiles:
         return self.folder / f"{day}.jsonl.gz"
 
     def days(self) -> list[str]:
-        names = {p.name.split(".", 1)[0] for p in self.folder.iterdir()
-                 if p.name.endswith((".jsonl", ".jsonl.gz")) and not p.name.startswith(".")}
+        try:
+            names = {p.name.split(".", 1)[0] for p in self.folder.iterdir()
+                     if p.name.endswith((".jsonl", ".jsonl.gz")) and not p.name.startswith(".")}
+        except FileNotFoundError:
+            return []
         return sorted(names)
 
     def is_archived(self, day: str) -> bool:
