@@ -497,7 +497,8 @@ def router(service: Service, settings: Settings) -> tuple[APIRouter, JobRunner]:
                 job_id=job_id)
         except ScreeningError as exc:  # its message names the upload, not the server's path
             path.unlink(missing_ok=True)
-            exc.message = exc.message.replace(str(path), "the upload")
+            exc.message = exc.message.replace(str(path), "the upload").replace(
+                "--column", "?column=")  # the command line's words for the query parameter
             exc.args = (exc.message,)
             raise
         except BaseException:

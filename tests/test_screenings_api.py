@@ -187,6 +187,7 @@ def test_permissions_and_refusals(make_app: Make, tmp_path: Path) -> None:
                 assert set(r.json()) == {"error"}
                 assert r.json()["error"]["code"] == code, r.text
                 assert str(tmp_path) not in r.text  # no server path in the message
+                assert "--column" not in r.text  # the HTTP words, not the command line's
 
             r = await c.post("/v1/screenings", params={"scenario": SCENARIO},
                              content=supplier_csv())
