@@ -12,7 +12,10 @@
 #
 # New snapshots built into the mounted folder (`indexer build SOURCE --out snapshots`) are
 # verified and swapped in while serving; /data holds local state (embedded backbone); /jobs is
-# where replicas that share it (SCREENING_JOBS=/jobs, with --redis) share bulk jobs.
+# where replicas that share it (SCREENING_JOBS=/jobs, with --redis) share bulk jobs. /data/audit
+# exists in the image, owned by the service's user, so a named volume mounted there (shared
+# archived audit days, docker-compose.yml) starts out writable. The healthcheck asks /readyz:
+# healthy once a snapshot is loaded (it stays 200 while Redis is away; the answer says so).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -26,8 +29,8 @@ COPY indexer ./indexer
 COPY screening ./screening
 RUN pip install . \
  && useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin screening \
- && mkdir -p /snapshots /data /jobs \
- && chown screening:screening /data /jobs
+ && mkdir -p /snapshots /data/audit /jobs \
+ && chown screening:screening /data /data/audit /jobs
 
 USER screening
 ENV SCREENING_SNAPSHOT=/snapshots \
@@ -38,6 +41,6 @@ VOLUME ["/snapshots", "/data"]
 EXPOSE 8000
 
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
-  CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('SCREENING_PORT', '8000'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=2).status == 200 else 1)"]
+  CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('SCREENING_PORT', '8000'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/readyz', timeout=2).status == 200 else 1)"]
 
 ENTRYPOINT ["screening", "serve"]

@@ -45,5 +45,19 @@ def test_dockerfile() -> None:
     assert re.search(r"^FROM python:3\.\d+-slim", text, re.M)
     assert re.search(r"^USER (?!root)\w+", text, re.M)
     assert '"/snapshots"' in text and "SCREENING_SNAPSHOT=/snapshots" in text
-    assert "HEALTHCHECK" in text and "/healthz" in text
+    assert "HEALTHCHECK" in text and "/readyz" in text  # healthy once a snapshot is loaded
     assert 'ENTRYPOINT ["screening", "serve"]' in text
+    # a named volume mounted at /data/audit (docker-compose.yml) takes the image's owner
+    assert re.search(r"mkdir -p [^\n]*/data/audit", text)
+    assert re.search(r"chown screening:screening [^\n]*/data/audit", text)
+
+
+def test_load_balancer_does_not_take_replicas_out_for_their_503s() -> None:
+    """The service's own 503s (Redis away for reads, no snapshot yet) must not mark replicas
+    down: nginx would then answer every check 502 for as long as Redis is away."""
+    text = (REPO / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    servers = re.findall(r"^\s*server (screening-\d+:\d+)([^;]*);", text, re.M)
+    assert len(servers) == 2
+    assert all("max_fails=0" in options for _, options in servers), servers
+    compose = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
+    assert "deploy/accounts.jsonl" in compose.split("services:")[0]  # say to fill it first
