@@ -5,7 +5,9 @@ A snapshot is a folder ``<DIR>/<version>/`` holding
 * ``data.bin``  — every array, 64-byte aligned, memory-mapped read-only when opened;
 * ``catalog.json`` — lists, measures, scenarios and the interned scope table;
 * ``manifest.json`` — format version, version, build time, counts, source checksums, the
-  offsets table of the arrays and the xxh3-128 checksums of ``data.bin`` and ``catalog.json``.
+  offsets table of the arrays, the xxh3-128 checksums of ``data.bin`` and ``catalog.json``,
+  and its own (``manifest_checksum``: one changed byte in the table of arrays would otherwise
+  read every array from the wrong place and answer every check wrong).
 
 It is written into a hidden temporary folder and renamed into place, so a reader never sees a
 half-written snapshot. ``Snapshot.open`` verifies the checksums and refuses a corrupt or
@@ -88,6 +90,7 @@ def write(out_dir: Path, *, arrays: Mapping[str, np.ndarray], catalog: Mapping[s
         manifest = {"format": FORMAT, "version": version, "built_at": built,
                     "counts": dict(counts), "source": dict(source), "arrays": table,
                     "checksums": {"data.bin": data_sum, "catalog.json": catalog_sum}}
+        manifest[MANIFEST_CHECKSUM] = _manifest_digest(manifest)
         (tmp / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         final = out_dir / version
         if final.exists():
@@ -118,29 +121,56 @@ def _built_at(folder: Path) -> float:
         return 0.0
 
 
+MANIFEST_CHECKSUM = "manifest_checksum"  # xxh3-128 of the rest of the manifest
+
+
+def _manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """The checksum of a manifest: its other keys, sorted, as JSON."""
+    rest = {k: v for k, v in manifest.items() if k != MANIFEST_CHECKSUM}
+    return xxhash.xxh3_128_hexdigest(orjson.dumps(rest, option=orjson.OPT_SORT_KEYS))
+
+
 def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest of a snapshot folder, checked against its own checksum (snapshots built
+    before it had one are read without)."""
     try:
         manifest = orjson.loads((folder / "manifest.json").read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
         raise CorruptSnapshot(f"{folder}: unreadable manifest: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CorruptSnapshot(f"{folder}: not a snapshot of format {FORMAT}")
+    if MANIFEST_CHECKSUM in manifest and manifest[MANIFEST_CHECKSUM] != _manifest_digest(manifest):
+        raise CorruptSnapshot(f"{folder}: manifest.json does not match its checksum")
     return manifest
 
 
 def verify(folder: Path) -> dict[str, Any]:
-    """Check a snapshot folder's files against its manifest; return the manifest."""
+    """Check a snapshot folder's files against its manifest, and the manifest's table of
+    arrays for sense (each array whole, aligned, inside ``data.bin``, its byte count that of
+    its dtype and shape); return the manifest. Raises ``CorruptSnapshot``."""
     manifest = read_manifest(folder)
-    for name, expected in manifest.get("checksums", {}).items():
-        path = folder / name
-        if not path.is_file():
-            raise CorruptSnapshot(f"{folder}: {name} is missing")
-        if _file_digest(path) != expected:
-            raise CorruptSnapshot(f"{folder}: {name} does not match its checksum")
-    size = (folder / "data.bin").stat().st_size
-    for name, spec in manifest["arrays"].items():
-        if spec["offset"] + spec["nbytes"] > size:
-            raise CorruptSnapshot(f"{folder}: array {name} runs past the end of data.bin")
+    try:
+        for name, expected in manifest["checksums"].items():
+            path = folder / name
+            if not path.is_file():
+                raise CorruptSnapshot(f"{folder}: {name} is missing")
+            if _file_digest(path) != expected:
+                raise CorruptSnapshot(f"{folder}: {name} does not match its checksum")
+        size = (folder / "data.bin").stat().st_size
+        for name, spec in manifest["arrays"].items():
+            dtype = np.dtype(spec["dtype"])
+            shape = spec["shape"]
+            offset, nbytes = spec["offset"], spec["nbytes"]
+            if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)
+                    and type(offset) is int and type(nbytes) is int and offset >= 0
+                    and offset % ALIGN == 0
+                    and nbytes == int(np.prod(shape, dtype=np.int64)) * dtype.itemsize):
+                raise CorruptSnapshot(f"{folder}: array {name} is not described whole")
+            if offset + nbytes > size:
+                raise CorruptSnapshot(f"{folder}: array {name} runs past the end of data.bin")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptSnapshot(f"{folder}: the manifest does not describe a snapshot: "
+                              f"{exc!r}") from None
     return manifest
 
 

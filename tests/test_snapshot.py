@@ -80,7 +80,9 @@ def test_same_source_same_content_checksum(tmp_path: Path, source: Path) -> None
 
 
 @pytest.mark.parametrize("damage", ["flip_data", "truncate_data", "drop_catalog", "bad_manifest",
-                                    "other_format"])
+                                    "other_format", "flip_manifest_offset",
+                                    "flip_manifest_dtype", "old_manifest_misaligned",
+                                    "old_manifest_short_array", "old_manifest_no_arrays"])
 def test_corrupt_snapshot_refused(tmp_path: Path, source: Path, damage: str) -> None:
     good = build(source, tmp_path / "good").path
     result = build(source, tmp_path / "bad")
@@ -96,6 +98,27 @@ def test_corrupt_snapshot_refused(tmp_path: Path, source: Path, damage: str) -> 
         (folder / "catalog.json").unlink()
     elif damage == "bad_manifest":
         (folder / "manifest.json").write_text("{not json")
+    elif damage.startswith(("flip_manifest", "old_manifest")):
+        # one changed byte in the manifest's table of arrays: an array read from the wrong
+        # place answers every check wrong (key_hash one byte off: everything "pass") or fails
+        raw = (folder / "manifest.json").read_bytes()
+        manifest = orjson.loads(raw)
+        spec = manifest["arrays"]["key_hash"]
+        if damage == "flip_manifest_offset":
+            raw = raw.replace(b'"offset": %d,' % spec["offset"],
+                              b'"offset": %d,' % (spec["offset"] + 1), 1)
+        elif damage == "flip_manifest_dtype":
+            raw = raw.replace(b'"dtype": "<u8"', b'"dtype": "<u4"', 1)
+        else:  # a manifest of a build before it had a checksum: judged by its sense alone
+            del manifest["manifest_checksum"]
+            if damage == "old_manifest_misaligned":
+                spec["offset"] += 1
+            elif damage == "old_manifest_short_array":
+                spec["shape"] = [spec["shape"][0] + 1]
+            else:
+                del manifest["arrays"]
+            raw = orjson.dumps(manifest)
+        (folder / "manifest.json").write_bytes(raw)
     else:
         manifest = orjson.loads((folder / "manifest.json").read_bytes())
         manifest["format"] = 999
@@ -104,6 +127,16 @@ def test_corrupt_snapshot_refused(tmp_path: Path, source: Path, damage: str) -> 
         Snapshot(folder)
     assert indexer_cli.main(["verify", str(folder)]) == 1
     assert indexer_cli.main(["verify", str(good)]) == 0
+
+
+def test_a_manifest_without_its_checksum_still_opens(tmp_path: Path, source: Path) -> None:
+    """Snapshots built before the manifest had a checksum keep being served."""
+    folder = build(source, tmp_path).path
+    manifest = orjson.loads((folder / "manifest.json").read_bytes())
+    del manifest["manifest_checksum"]
+    (folder / "manifest.json").write_bytes(orjson.dumps(manifest))
+    assert Snapshot(folder).version == manifest["version"]
+    assert indexer_cli.main(["verify", str(folder)]) == 0
 
 
 def test_incomplete_folder_is_not_a_snapshot(tmp_path: Path, source: Path) -> None:
