@@ -23,6 +23,8 @@ to a temporary file beside ``--out`` and renamed into place when complete.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import os
 import shutil
 import sys
@@ -173,11 +175,16 @@ class Renderer:
         d, nl = self.layout.delimiter, self.layout.newline
         width = len(self.layout.header)
         records = chunk.records
-        short = [i for i, n in enumerate(chunk.widths) if n < width]
-        if short:  # pad short records so the result cells line up under their header
+        ragged = [i for i, n in enumerate(chunk.widths) if n != width]
+        if ragged:  # so that the result cells line up under their header:
             records = list(records)
-            for i in short:
-                records[i] += d * (width - chunk.widths[i])
+            for i in ragged:
+                if chunk.widths[i] < width:  # a short record is padded
+                    records[i] += d * (width - chunk.widths[i])
+                else:  # a long one has its extra fields joined into its last column
+                    fields = next(csv.reader(io.StringIO(records[i]), delimiter=d))
+                    fields[width - 1:] = [d.join(fields[width - 1:])]
+                    records[i] = d.join(_quote(f, d) for f in fields)
         heads = (self.head["org"], self.head["person"], "")
         tails = (self.tail["org"], self.tail["person"], "")
         out = [r + heads[k] + s + tails[k]

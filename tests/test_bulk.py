@@ -376,3 +376,25 @@ def test_array_hash_and_key_intersection(snap: Any) -> None:
     stored = set(snap.key_hash.tolist())
     assert in_keys(snap, hashes).tolist() == [h in stored for h in hashes.tolist()]
     assert in_keys(snap, hashes)[:len(keys)].all()
+
+
+def test_ragged_records_keep_the_results_under_their_header(snap: Any, tmp_path: Path) -> None:
+    """A record with fewer fields than the header is padded; one with more has its extra
+    fields joined into its last column (quoted): either way a CSV reader finds each result in
+    its column — a decision read from the wrong column would be read wrong."""
+    src = tmp_path / "ragged.csv"
+    src.write_text(
+        "序号,统一社会信用代码,备注\n"
+        f"0,{ORGS[0]},x,extra,\"more,still\"\n"
+        f"1,{ORGS[0]}\n"
+        f"2,{ORGS[1]},plain\n", encoding="utf-8")
+    code, out = _bulk(tmp_path, src, GP)
+    assert code == 0
+    rows = read_csv(out)
+    assert [r["序号"] for r in rows] == ["0", "1", "2"]
+    assert [r["备注"] for r in rows] == ["x,extra,more,still", "", "plain"]
+    caller = Caller()
+    for row, subject in zip(rows, (ORGS[0], ORGS[0], ORGS[1])):
+        assert None not in row  # no field beyond the header
+        want = expected_cells(snap, caller, GP, subject, None, None)
+        assert row["decision"] == want["decision"] and row["subject_id"] == subject
