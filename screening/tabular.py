@@ -133,11 +133,23 @@ def _detect_format(path: Path, head: bytes) -> str:
 
 
 def _detect_encoding(sample: bytes) -> str:
+    """UTF-8 when the sample is; else the encoding most of its non-ASCII lines are in (a
+    UTF-8 file with a stray GBK line stays UTF-8, that line read by the fallback)."""
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
         return "utf-8"
     except UnicodeDecodeError:
-        return "gbk"
+        pass
+    utf8 = other = 0
+    for line in sample.split(b"\n")[:-1]:  # (the last may be cut by the sample's end)
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+            utf8 += 1
+        except UnicodeDecodeError:
+            other += 1
+    return "utf-8" if utf8 > other else "gbk"
 
 
 def _codec(encoding: str) -> str:

@@ -398,3 +398,19 @@ def test_ragged_records_keep_the_results_under_their_header(snap: Any, tmp_path:
         assert None not in row  # no field beyond the header
         want = expected_cells(snap, caller, GP, subject, None, None)
         assert row["decision"] == want["decision"] and row["subject_id"] == subject
+
+
+def test_a_stray_gbk_line_does_not_make_a_utf8_file_gbk(snap: Any, tmp_path: Path) -> None:
+    """One line saved in GBK in a UTF-8 file: the file is still read as UTF-8 (its Chinese
+    header found), and that line through the per-line fallback."""
+    rows = [(ORGS[i % len(ORGS)], "", f"供应商{i}") for i in range(20)]
+    src = write_csv(tmp_path / "mixed.csv", rows)
+    lines = src.read_bytes().split(b"\r\n")
+    lines[5] = lines[5].decode("utf-8").encode("gbk")
+    src.write_bytes(b"\r\n".join(lines))
+    assert inspect(src).encoding == "utf-8"
+    code, out = _bulk(tmp_path, src, GP)
+    assert code == 0
+    result = read_csv(out)
+    assert [r["企业名称"] for r in result] == [r[2] for r in rows]
+    assert [r["统一社会信用代码"] for r in result] == [r[0] for r in rows]
