@@ -393,6 +393,12 @@ def test_the_accepted_sequence_folds_into_the_build_alike(tmp_path: Path) -> Non
                                     "2026-01-01T00:00:00+08:00")), 409, "duplicate_event_id", 0)
         # export the accepted events and rebuild (no rejects allowed)
         assert w.bb.flush(5.0)
+        # a typo in either folder is refused, not exported into a new folder
+        assert backbone_main(["export-events", str(tmp_path / "sourse" / "events"),
+                              "--data", str(settings.data)]) == 2
+        assert backbone_main(["export-events", str(source / "events"),
+                              "--data", str(tmp_path / "no-such-data")]) == 2
+        assert not (tmp_path / "sourse").exists() and not (tmp_path / "no-such-data").exists()
         assert backbone_main(["export-events", str(source / "events"),
                               "--data", str(settings.data)]) == 0
         time.sleep(0.01)

@@ -10,7 +10,9 @@ processes start one themselves when none runs, and it exits once no serving proc
 and nothing is pending).
 
 ``export-events`` writes the accepted live events not yet in the folder to
-``live-<time>.jsonl`` (run it before ``indexer build``); ``maintain`` archives closed audit days
+``live-<time>.jsonl`` (run it before ``indexer build``; the folder must be a source's
+``events`` folder, and without Redis the data folder must exist: a typo exits 2 rather than
+exporting nothing, or exporting into a new folder); ``maintain`` archives closed audit days
 and prunes past retention (every serving process also does it hourly); each prints one JSON
 line.
 """
@@ -47,11 +49,21 @@ def main(argv: list[str] | None = None) -> int:
         options = orjson.loads(args.options) if args.options else {}
         return ship(open_store(settings, **options), Path(settings.data) / "spool",
                     interval=args.interval)
+    if args.command == "export-events":
+        if args.folder is None:
+            parser.error("export-events needs the source's events folder")
+        if not (args.folder.parent / "lists.jsonl").is_file():  # a typo would export elsewhere
+            print(f"export-events: {args.folder.parent} is not a source folder (no lists.jsonl)"
+                  "; give SOURCE/events", file=sys.stderr)
+            return 2
+        if not settings.redis and not Path(settings.data).is_dir():
+            print(f"export-events: no data folder {settings.data} (give the service's --data)",
+                  file=sys.stderr)
+            return 2
     store = open_store(settings)
     try:
         if args.command == "export-events":
-            if args.folder is None:
-                parser.error("export-events needs the source's events folder")
+            assert args.folder is not None
             result = store.export_events(args.folder)
             out = {"path": str(result.path) if result.path else None, "count": result.count,
                    "cursor": result.cursor}
