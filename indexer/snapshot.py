@@ -64,6 +64,7 @@ def write(out_dir: Path, *, arrays: Mapping[str, np.ndarray], catalog: Mapping[s
           counts: Mapping[str, int], source: Mapping[str, Any]) -> tuple[Path, str]:
     """Write a snapshot under ``out_dir``; return (its folder, its version)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(out_dir)
     built = time.time()
     tmp = out_dir / f".tmp-{os.getpid()}-{time.time_ns()}"
     tmp.mkdir()
@@ -101,6 +102,30 @@ def write(out_dir: Path, *, arrays: Mapping[str, np.ndarray], catalog: Mapping[s
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+STALE_TMP_SECONDS = 3600.0
+
+
+def _sweep_stale(out_dir: Path, now: float | None = None) -> list[Path]:
+    """Remove the ``.tmp-<pid>-<ns>`` folders of builds that died (killed mid-write): their
+    process is gone from this machine and they have not changed for an hour."""
+    now = time.time() if now is None else now
+    gone = []
+    for p in out_dir.glob(".tmp-*-*"):
+        pid = p.name.split("-")[1]
+        try:
+            if not pid.isdigit() or now - p.stat().st_mtime < STALE_TMP_SECONDS:
+                continue
+            os.kill(int(pid), 0)
+            continue  # its build still runs
+        except ProcessLookupError:
+            pass
+        except (PermissionError, FileNotFoundError):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        gone.append(p)
+    return gone
 
 
 def snapshot_folders(root: Path) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +180,24 @@ def test_cli_inspect(tmp_path: Path, source: Path, capsys: pytest.CaptureFixture
     assert entry["valid_from"] == "2026-01-01T00:00:00+08:00"
     assert entry["valid_until"] == "2026-01-31T00:00:00+08:00"
     assert entry["persons"] == [{"role": "legal_rep", "id": PERSON}]
+
+
+def test_a_killed_builds_temporary_folder_is_swept(tmp_path: Path, source: Path) -> None:
+    """A build killed mid-write leaves ``.tmp-<pid>-…``; the next build removes it once its
+    process is gone and it has not changed for an hour (a live build's is left alone)."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = tmp_path / f".tmp-{dead}-1"
+    live = tmp_path / f".tmp-{os.getpid()}-2"
+    fresh = tmp_path / f".tmp-{dead}-3"
+    for folder in (stale, live, fresh):
+        folder.mkdir()
+        (folder / "data.bin").write_bytes(b"x" * 10)
+    old = time.time() - 7200
+    for folder in (stale, live):
+        os.utime(folder, (old, old))
+    build(source, tmp_path)
+    assert not stale.exists() and live.exists() and fresh.exists()
