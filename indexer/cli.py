@@ -12,7 +12,15 @@ import orjson
 from . import clock, identifiers
 from .build import BuildFailed, build
 from .records import ROLES
-from .snapshot import PUBLICITY_CODES, TYPE_CODES, CorruptSnapshot, Snapshot, snapshot_folders, verify
+from .snapshot import (
+    PUBLICITY_CODES,
+    TYPE_CODES,
+    CorruptSnapshot,
+    KeyMatch,
+    Snapshot,
+    snapshot_folders,
+    verify,
+)
 from .source import SourceError
 
 
@@ -118,7 +126,18 @@ def _inspect(path: Path, raw: str) -> int:
         print(f"indexer inspect: {exc}", file=sys.stderr)
         return 1
     a = snap.arrays
-    match = snap.lookup(identifiers.normalize(raw))
+    key = identifiers.normalize(raw)
+    match = snap.lookup(key)
+    if match is None:  # as a check resolves it: a 9-character organisation code, a 15-digit ID
+        try:
+            ident = identifiers.parse_normalized(key, None)
+        except identifiers.IdentifierError:
+            ident = None
+        if ident is not None and ident.form == "org_code":
+            code_row = snap.lookup_org_code(ident.value)
+            match = None if code_row is None else KeyMatch(code_row, False)
+        elif ident is not None and ident.value != key:
+            match = snap.lookup(ident.value)
     if match is None:
         row = snap.entry_row(raw)
         if row is not None:

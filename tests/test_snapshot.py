@@ -180,6 +180,10 @@ def test_cli_inspect(tmp_path: Path, source: Path, capsys: pytest.CaptureFixture
     assert entry["valid_from"] == "2026-01-01T00:00:00+08:00"
     assert entry["valid_until"] == "2026-01-31T00:00:00+08:00"
     assert entry["persons"] == [{"role": "legal_rep", "id": PERSON}]
+    # the 9-character organisation code of a listed USCC finds it, as a check does
+    for code in (ORG[8:17], f"{ORG[8:16]}-{ORG[16]}"):
+        assert indexer_cli.main(["inspect", str(tmp_path), code]) == 0, code
+        assert orjson.loads(capsys.readouterr().out)["subject"]["id"] == ORG
 
 
 def test_a_killed_builds_temporary_folder_is_swept(tmp_path: Path, source: Path) -> None:
