@@ -43,11 +43,20 @@ _PAGE = 1000
 
 def _subject_id(subject: Any, result: Mapping[str, Any]) -> str | None:
     """The normalised, unmasked identifier of a check (the audit hashes it): the answer's,
-    unless it is masked; else the requested ``subject``, normalised."""
+    unless it is masked (the public tier); else the requested ``subject`` as a check reads it
+    — a 15-digit ID number in its 18-digit form, so that one person has one hash whatever the
+    caller's tier."""
     sid = (result.get("subject") or {}).get("id")
     if isinstance(sid, str) and "*" not in sid:
         return sid
-    return identifiers.normalize(subject) if isinstance(subject, str) else None
+    if not isinstance(subject, str):
+        return None
+    key = identifiers.normalize(subject)
+    kind = (result.get("subject") or {}).get("type")
+    try:
+        return identifiers.parse_normalized(key, kind if kind in ("org", "person") else None).value
+    except identifiers.IdentifierError:
+        return key  # (an alias: as typed)
 
 
 class BackboneRecorder:

@@ -275,6 +275,21 @@ def test_feedback_outcome_stats_and_audit(wired: Wired) -> None:
         assert lim.status_code == 422 and lim.json()["error"]["code"] == "bad_limit", limit
 
 
+def test_a_person_has_one_audit_hash_whatever_the_tier(wired: Wired) -> None:
+    """The public tier's answer masks a person's number, so the audit hashes the request's
+    identifier as a check reads it: a 15-digit number in its 18-digit form, as for agencies."""
+    from screening.backbone import subject_hash
+
+    for who in ("public", "agency"):
+        r = wired.client.post("/v1/check", headers=auth(who),
+                              json={"subject": "360426910101007", "scenario": "honors"})
+        assert r.status_code == 200, r.text
+    assert wired.bb.flush(5.0)
+    audited = wired.client.get("/v1/audit?limit=1000", headers=auth("admin")).json()["items"]
+    hashes = [a["subject"] for a in audited if a["scenario"] == "honors"]
+    assert hashes == [subject_hash("360426199101010071")] * 2
+
+
 def test_bulk_job_rows_are_audited_and_fed_back(wired: Wired) -> None:
     """Every row of a bulk job is a query (SPEC §6): audited (a row that is no valid
     identifier too, with no decision), fed back to the authority when it hit, counted for
