@@ -52,6 +52,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
 
 from indexer.snapshot import Snapshot
 
@@ -450,12 +451,15 @@ def router(service: Service, settings: Settings) -> tuple[APIRouter, JobRunner]:
                                       f"limit is {max_upload}")
         size = 0
         with path.open("wb") as f:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > max_upload:
-                    raise PayloadTooLarge("upload_too_large",
-                                          f"the upload is over {max_upload} bytes")
-                f.write(chunk)
+            try:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > max_upload:
+                        raise PayloadTooLarge("upload_too_large",
+                                              f"the upload is over {max_upload} bytes")
+                    f.write(chunk)
+            except ClientDisconnect:  # (the answer goes nowhere; a 400, not a 500, is logged)
+                raise BadRequest("disconnected", "the client went away mid-upload") from None
         return size
 
     @api.post(ROUTE, summary="Start a bulk screening job", status_code=202,

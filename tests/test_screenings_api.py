@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from screening.app import create_app
@@ -239,3 +240,35 @@ def test_job_survives_a_restart(make_app: Make, fixture_dirs: tuple[Path, Path],
             assert res.status_code == 200 and res.content == expected
 
     asyncio.run(second(asyncio.run(first())))
+
+
+def test_an_upload_cut_off_by_the_client_is_a_400(make_app: Make, tmp_path: Path) -> None:
+    """A client that goes away mid-upload gets (were it still there) 400 ``disconnected``,
+    never a 500, and its partial upload is removed."""
+    app = make_app()
+    body = supplier_csv()
+    sent: list[dict[str, Any]] = []
+    messages = iter([{"type": "http.request", "body": body[:40], "more_body": True},
+                     {"type": "http.disconnect"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/v1/screenings",
+             "raw_path": b"/v1/screenings", "root_path": "",
+             "query_string": f"scenario={SCENARIO}".encode(),
+             "headers": [(b"host", b"t"), (b"content-type", b"text/csv"),
+                         (b"content-length", str(len(body)).encode()),
+                         *[(k.lower().encode(), v.encode()) for k, v in auth("agency").items()]],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 400
+    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert orjson.loads(payload)["error"]["code"] == "disconnected"
+    uploads = tmp_path / "data" / "jobs" / ".uploads"
+    assert not uploads.exists() or not any(uploads.iterdir())
