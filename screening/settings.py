@@ -19,6 +19,7 @@ overrides, then passed in. Tests construct it directly; nothing reads globals.
 | SCREENING_MAX_UPLOAD | ``4294967296`` | largest bulk-screening upload in bytes (413 above) |
 | SCREENING_MAX_BATCH | ``10000`` | most subjects in one batch (413 above) |
 | SCREENING_LOG_LEVEL | ``info`` | log level |
+| SCREENING_AUDIT_SALT | (generated) | the secret the audit trail hashes subjects with; the same on every replica (default: generated once and kept in ``<data>/backbone/audit-salt``, or with Redis in Redis) |
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Settings:
     job_chunk: int = 4 * 1024 * 1024
     job_claim_idle: float = 60.0
     log_level: str = "info"
+    audit_salt: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

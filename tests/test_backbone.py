@@ -649,3 +649,66 @@ def test_a_malformed_record_is_set_aside_not_retried_forever(bb: Front,
         assert bb.flush()
     assert [i["check_id"] for i in whole_feed(bb, "法院A")] == ["c-ok"]
     assert b"broken" in (bb.spool.folder / "rejected.jsonl").read_bytes()
+
+
+# -- the audit salt ---------------------------------------------------------------------------
+def _v1(subject: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(b"screening-audit-v1:" + subject.encode()).hexdigest()
+
+
+def test_the_audit_hashes_with_the_deployments_secret_salt(kind: str, tmp_path: Path,
+                                                          request: pytest.FixtureRequest) -> None:
+    """A masked ID number (its birth MMDD hidden) and its audit hash sit side by side in a
+    feed line, and the audit joins the feed on check_id: with a published salt, a few hundred
+    hashes give the number back. The deployment's own secret salt (kept in the store, the
+    same for every process and replica) leaves nothing to try it with."""
+    import hashlib
+
+    server = request.getfixturevalue("redis_server") if kind == "redis" else None
+    person = "11010519491231002X"
+    a = open_backbone(settings_for(kind, tmp_path / "a", server), interval=0.02)
+    try:
+        hashed = audit_record(unit="U1", scenario="bidding", subject=person,
+                              decision="block")["subject"]
+        salt_file = tmp_path / "a" / "backbone" / "audit-salt"
+        if kind == "embedded":
+            assert salt_file.exists() and salt_file.stat().st_mode & 0o777 == 0o600
+            secret = salt_file.read_text().strip()
+        else:  # kept in Redis, shared by the replicas: nothing in the data folder
+            assert not salt_file.exists()
+            import redis
+
+            with redis.Redis.from_url(server.url) as r:  # type: ignore[union-attr]
+                secret = r.get("sb:audit-salt").decode()
+        assert len(secret) == 64
+        assert hashed == hashlib.sha256(
+            b"screening-audit-v2:" + secret.encode() + b":" + person.encode()).hexdigest()
+        # the masked number and the hash, as a feed line has them: no MMDD gives it back
+        masked = person[:10] + "****" + person[14:]
+        assert not any(_v1(masked.replace("****", f"{m:02d}{d:02d}")) == hashed
+                       for m in range(1, 13) for d in range(1, 32))
+    finally:
+        a.close()
+    # another process of the same deployment (a worker, a replica) hashes alike
+    data_b = tmp_path / ("a" if kind == "embedded" else "b")
+    b = open_backbone(settings_for(kind, data_b, server), interval=0.02)
+    try:
+        assert audit_record(unit="U1", scenario="bidding", subject=person,
+                            decision="block")["subject"] == hashed
+    finally:
+        b.close()
+
+
+def test_an_audit_salt_setting_is_used_as_it_is(tmp_path: Path) -> None:
+    import hashlib
+
+    bb = open_backbone(Settings(data=tmp_path / "data", audit_salt="s3cret"), interval=0.02)
+    try:
+        got = audit_record(unit="U1", scenario="bidding", subject="91350100M000100Y43",
+                           decision="pass")["subject"]
+        assert got == hashlib.sha256(b"screening-audit-v2:s3cret:91350100M000100Y43").hexdigest()
+        assert not (tmp_path / "data" / "backbone" / "audit-salt").exists()
+    finally:
+        bb.close()

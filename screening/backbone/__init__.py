@@ -30,8 +30,16 @@ from .embedded import OUTCOME_DAYS, EmbeddedStore
 from .events import ExportResult
 from .front import Front
 from .ratelimit import Admission
-from .records import (OUTCOMES, Page, audit_record, check_record, feed_items, outcome_record,
-                      subject_hash)
+from .records import (
+    OUTCOMES,
+    Page,
+    audit_record,
+    check_record,
+    feed_items,
+    outcome_record,
+    set_audit_salt,
+    subject_hash,
+)
 from .stats import BYS
 
 __all__ = [
@@ -53,6 +61,7 @@ class Store(Protocol):
     def read_events(self, after: str | None = None, limit: int = 1000) -> Page: ...
     def wait_events(self, after: str | None, timeout: float, limit: int = 1000) -> Page: ...
     def export_events(self, folder: Path) -> ExportResult: ...
+    def audit_secret(self) -> str: ...
     def apply(self, batch_id: str, checks: list[dict[str, Any]],
               audits: list[dict[str, Any]], *, replay: bool = False,
               raw: tuple[Sequence[bytes], Sequence[bytes]] | None = None) -> None: ...
@@ -134,5 +143,9 @@ def open_backbone(settings: Settings, *, interval: float = 0.05, start: bool = T
     process per data folder (``python -m screening.backbone ship``, started on demand)
     applies the batches (``screening.backbone.shipper``)."""
     cmd = shipper_command(settings, interval=interval, **options) if shipper else None
-    return Front(open_store(settings, **options), Path(settings.data) / "spool",
-                 interval=interval, start=start, shipper=cmd)
+    store = open_store(settings, **options)
+    # the secret the audit trail hashes subjects with (this process's records are hashed on
+    # its request path): the setting, else the one the store keeps
+    set_audit_salt(settings.audit_salt or store.audit_secret())
+    return Front(store, Path(settings.data) / "spool", interval=interval, start=start,
+                 shipper=cmd)

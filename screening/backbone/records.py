@@ -31,7 +31,17 @@ from ..errors import Invalid
 OUTCOMES = ("intercepted", "fast_tracked", "allowed_after_review", "overridden")
 ACTIONS = ("block", "review", "alert", "green", "pass")
 _RANK = {a: i for i, a in enumerate(reversed(ACTIONS))}
-_AUDIT_SALT = b"screening-audit-v1:"
+# The audit trail holds a subject as sha256(salt + normalised identifier). With a published
+# salt a masked ID number (only its birth MMDD hidden) next to that hash — a feed line holds
+# both — is undone in a few hundred hashes, so a deployment hashes with a secret salt of its
+# own (``set_audit_salt``: ``SCREENING_AUDIT_SALT``, or one the store generates and keeps).
+_PUBLIC_SALT = b"screening-audit-v1:"
+_salt = [_PUBLIC_SALT]
+
+
+def set_audit_salt(secret: str | None) -> None:
+    """The secret this process hashes subjects with (None: the published salt, as before)."""
+    _salt[0] = _PUBLIC_SALT if not secret else b"screening-audit-v2:" + secret.encode() + b":"
 _dumps = orjson.dumps
 _loads = orjson.loads
 
@@ -165,8 +175,9 @@ def feed_items(record: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def subject_hash(subject_id: str) -> str:
-    """sha256 of a salted, normalised identifier: the audit trail never holds it in clear."""
-    return hashlib.sha256(_AUDIT_SALT + subject_id.encode()).hexdigest()
+    """sha256 of a normalised identifier and the deployment's secret salt: the audit trail
+    never holds it in clear, and a hash cannot be undone without the salt."""
+    return hashlib.sha256(_salt[0] + subject_id.encode()).hexdigest()
 
 
 def audit_record(*, unit: str, scenario: str | None, subject: str | None,

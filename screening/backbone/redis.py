@@ -24,6 +24,8 @@ Unreachable Redis raises ``Unavailable`` (the front keeps spooling and retries).
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -40,11 +42,20 @@ from indexer import clock
 
 from ..errors import Forbidden, NotFound, Unavailable
 from .archive import DEFAULT_KEEP_DAYS, AuditFiles, days_before
-from .embedded import OUTCOME_DAYS, bad_cursor, day_cursor, offset_cursor, public
+from .embedded import (
+    OUTCOME_DAYS,
+    bad_cursor,
+    day_cursor,
+    local_secret,
+    offset_cursor,
+    public,
+)
 from .events import UNCHECKED, ExportResult, StaleLog, export_events
 from .ratelimit import GCRA_LUA, Admission, LocalLimiter, parameters
 from .records import Page, authorities, check_event, day_of, feed_items, outcome_record
 from .stats import SEP, check_by, check_month, increments, rows
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 FEED_DAYS = 400
@@ -128,6 +139,7 @@ class RedisStore:
                  feed_days: int = FEED_DAYS, timeout: float = 2.0) -> None:
         self.url = url
         self.p = prefix
+        self.data = Path(data)
         self.r: Any = redis_py.Redis.from_url(  # replies are untyped: bytes, lists, dicts
             url, socket_timeout=timeout, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0),
             health_check_interval=0)
@@ -401,6 +413,25 @@ class RedisStore:
             if last:
                 self._call(lambda: self.r.set(self.p + "audit-archived", last))
             self._call(lambda: self.r.xtrim(stream, minid=f"{end_ms}-0", approximate=False))
+
+    # -- the audit salt ---------------------------------------------------------------------
+    def audit_secret(self) -> str:
+        """The deployment's secret audit salt, kept in Redis (``<prefix>audit-salt``, made by
+        the first replica that asks) so that every replica hashes alike. With Redis away at
+        start: this data folder's own, logged (set ``SCREENING_AUDIT_SALT`` on every replica
+        to need neither)."""
+        key = self.p + "audit-salt"
+        try:
+            def shared() -> str:
+                self.r.set(key, secrets.token_hex(32), nx=True)
+                value = self.r.get(key)
+                return value.decode() if isinstance(value, bytes) else str(value)
+            return self._call(shared)
+        except Unavailable:
+            log.warning("backbone.audit_salt_local: Redis is unreachable; hashing audit "
+                        "subjects with this data folder's salt until restart (set "
+                        "SCREENING_AUDIT_SALT on every replica)")
+            return local_secret(self.data / "backbone" / "audit-salt")
 
     # -- rate limits and health -------------------------------------------------------------
     def take(self, unit: str, rate_per_s: float) -> Admission:
