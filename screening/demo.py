@@ -172,15 +172,37 @@ def account_line(unit: str, name: str, key: str, tier: str, region: str = "natio
             "lists": [], "rate_per_s": None, **extra}
 
 
-def write_demo_accounts(path: Path) -> dict[str, str]:
-    """Write demo accounts (agency, public) with fresh keys; return tier → key."""
-    keys = {"agency": "demo-agency-" + secrets.token_urlsafe(18),
-            "public": "demo-public-" + secrets.token_urlsafe(18)}
+ISSUER_LIST = "court.dishonest_debtor"
+
+
+def write_demo_accounts(path: Path, issuer_authority: str | None = None) -> dict[str, str]:
+    """Write demo accounts with fresh keys — agency, public, admin, and with
+    ``issuer_authority`` an issuer of ``ISSUER_LIST`` for that authority (live events, its
+    feedback); return tier → key."""
+    keys = {tier: f"demo-{tier}-" + secrets.token_urlsafe(18)
+            for tier in ("agency", "public", "issuer", "admin")}
     rows = [account_line("DEMO-AGENCY", "演示审批单位（福州）", keys["agency"], "agency",
                          DEMO_REGION),
-            account_line("DEMO-PUBLIC", "演示市场用户", keys["public"], "public")]
+            account_line("DEMO-PUBLIC", "演示市场用户", keys["public"], "public"),
+            account_line("DEMO-ADMIN", "演示信用办", keys["admin"], "admin")]
+    if issuer_authority is not None:
+        rows.append(account_line("DEMO-ISSUER", issuer_authority, keys["issuer"], "issuer",
+                                 lists=[ISSUER_LIST], authorities=[issuer_authority]))
+    else:
+        del keys["issuer"]
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     return keys
+
+
+def first_entry_of(source: Path, list_code: str) -> dict[str, Any] | None:
+    """The first entry of ``list_code`` in the source (the demo issuer's example entry)."""
+    for path in sorted((source / "entries").glob("*.jsonl")):
+        with path.open("rb") as f:
+            for raw in f:
+                entry = orjson.loads(raw)
+                if entry.get("list") == list_code and entry.get("authority"):
+                    return dict(entry)
+    return None
 
 
 def blocked_example(snapshots: Path, source: Path, caller: Caller,
@@ -217,13 +239,19 @@ def run_demo(args: argparse.Namespace) -> int:
     result = build(source, snapshots, max_rejects=args.entries)
     print(f"demo: built snapshot {result.version} ({result.rejects} rejects) at {result.path}",
           flush=True)
-    keys = write_demo_accounts(work / "accounts.jsonl")
+    example = first_entry_of(source, ISSUER_LIST)
+    keys = write_demo_accounts(work / "accounts.jsonl",
+                               example["authority"] if example is not None else None)
     agency = Caller(unit="DEMO-AGENCY", tier="agency", region=DEMO_REGION)
     subject = blocked_example(snapshots, source, agency) or "91350100M000100Y43"
     base = f"http://{args.host}:{args.port}"
     print(f"demo: accounts in {work / 'accounts.jsonl'}")
     print(f"demo key (agency): {keys['agency']}")
     print(f"demo key (public): {keys['public']}")
+    print(f"demo key (admin): {keys['admin']}")
+    if example is not None:
+        print(f"demo key (issuer of {ISSUER_LIST}, authority {example['authority']}, "
+              f"e.g. entry {example['id']}): {keys['issuer']}")
     print("try:")
     print(f"  curl -s {base}/v1/check -H 'Authorization: Bearer {keys['agency']}' "
           f"-H 'Content-Type: application/json' "
