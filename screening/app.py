@@ -388,9 +388,14 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
     events_lock = asyncio.Lock()  # POST /v1/events: judge and append one request at a time
 
     @app.post("/v1/events", tags=["backbone"], summary="Publish live events (issuer)",
-              status_code=202, response_model=None,
+              status_code=202, response_model=None, openapi_extra=openapi.EVENTS_BODY,
               responses={202: {"description": '`{"accepted": [ids]}`'},
-                         **openapi.errors(400, 401, 403, 413, 422, 429, 503),
+                         **openapi.errors(
+                             400, 401, 403, 413, 422, 429, 503,
+                             e403="not an issuer, or an event outside the account's lists "
+                                  "or authorities (`list_forbidden`, `authority_forbidden`)",
+                             e422="the first invalid event (`field: events[i]`), or the body "
+                                  "is not `{\"events\": [1…1000 events]}`"),
                          409: {"model": openapi.ErrorBody,
                                "description": "an event id accepted before with other "
                                               "content (`duplicate_event_id`)"}})
@@ -446,8 +451,18 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
 
     @app.get("/v1/feedback", tags=["backbone"], summary="Feedback feed of an authority",
              response_model=None,
+             openapi_extra=openapi.query(
+                 ("authority", ("the feed: one of the account's authorities (needed when "
+                                "it has several, and for an admin)")),
+                 ("since", "the `next` of the previous page (none: from the oldest kept)"),
+                 ("limit", "items a page, 1–1000 (default 100)")),
              responses={200: {"description": '`{"authority", "items", "next"}`'},
-                        **openapi.errors(401, 403, 422, 429, 503)})
+                        **openapi.errors(
+                            401, 403, 422, 429, 503,
+                            e403="not an issuer, or not the account's authority "
+                                 "(`authority_forbidden`, `no_authority`)",
+                            e422="`bad_cursor`, `bad_limit`, `authority_required`, "
+                                 "`unknown_field`")})
     async def feedback(request: Request) -> Response:
         """Checks that hit the entries of one authority (执行反馈), oldest first, one item per
         hit. Issuers read their own authorities only; admins any (naming ``authority``)."""
@@ -474,8 +489,14 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
 
     @app.post("/v1/checks/{check_id}/outcome", tags=["backbone"],
               summary="Post the outcome of a check", response_model=None,
+              openapi_extra=openapi.OUTCOME_BODY,
               responses={200: {"description": "the outcome record"},
-                         **openapi.errors(400, 401, 403, 404, 422, 429, 503)})
+                         **openapi.errors(
+                             400, 401, 403, 404, 422, 429, 503,
+                             e403="another unit's check (`not_your_check`)",
+                             e404="no such check with hits in the last 90 days "
+                                  "(`unknown_check`)",
+                             e422="`bad_outcome`, `note_required`, `unknown_field`")})
     async def outcome(check_id: str, request: Request) -> Response:
         """``intercepted``, ``fast_tracked``, ``allowed_after_review`` or ``overridden`` (with
         a ``note``) for a check with hits; only the unit that made the check may post it."""
@@ -492,8 +513,14 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
 
     @app.get("/v1/stats", tags=["backbone"], summary="Monthly statistics (agency)",
              response_model=None,
+             openapi_extra=openapi.query(
+                 ("month", "`YYYY-MM`, a CST month (default: this one)"),
+                 ("by", "`authority`, `list`, `scenario`, `unit`, `action` or `coverage`",
+                  True)),
              responses={200: {"description": '`{"month", "by", "rows"}`'},
-                        **openapi.errors(401, 403, 422, 429, 503)})
+                        **openapi.errors(401, 403, 422, 429, 503,
+                                         e403="the tier is below agency",
+                                         e422="`bad_month`, `bad_by`, `unknown_field`")})
     async def stats(request: Request) -> Response:
         """Checks, hits and actions of one CST month by authority, list, scenario, unit or
         action; ``by=coverage``: checks per unit and scenario (应查必查)."""
@@ -507,8 +534,14 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
 
     @app.get("/v1/audit", tags=["backbone"], summary="The audit trail (admin)",
              response_model=None,
+             openapi_extra=openapi.query(
+                 ("since", "the `next` of the previous page (none: from the oldest kept)"),
+                 ("limit", "records a page, 1–1000 (default 100)"),
+                 ("unit", "only this unit's queries")),
              responses={200: {"description": '`{"items", "next"}`'},
-                        **openapi.errors(401, 403, 422, 429, 503)})
+                        **openapi.errors(401, 403, 422, 429, 503,
+                                         e403="the tier is below admin",
+                                         e422="`bad_cursor`, `bad_limit`, `unknown_field`")})
     async def audit(request: Request) -> Response:
         """Every query (unit, time, endpoint, scenario, hashed subject, purpose, consent,
         decision, check id) in arrival order, optionally of one ``unit``."""

@@ -184,13 +184,47 @@ class Status(BaseModel):
                                             "events_age_s (how stale live events may be)")
 
 
-def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def errors(*statuses: int, **texts: str) -> dict[int | str, dict[str, Any]]:
+    """Error responses with the usual descriptions; ``texts``: ``e403="…"`` for this route's."""
     text = {400: "malformed JSON or not an object", 401: "no key or a wrong key",
             403: "tier too low, or region not covered by the account",
             404: "unknown check (or its outcome window has passed)",
             413: "body or batch too large", 422: "bad field, identifier or scenario",
             429: "over the account's rate (see Retry-After)", 503: "no snapshot loaded yet, or the backbone unreachable"}
-    return {s: {"model": ErrorBody, "description": text[s]} for s in statuses}
+    return {s: {"model": ErrorBody, "description": texts.get(f"e{s}", text[s])}
+            for s in statuses}
+
+
+def query(*params: tuple[Any, ...]) -> dict[str, Any]:
+    """``openapi_extra`` declaring query parameters: ``(name, description[, required])``
+    (routes that read ``request.query_params`` themselves, to refuse unknown ones)."""
+    return {"parameters": [{"name": p[0], "in": "query", "required": len(p) > 2 and bool(p[2]),
+                            "description": p[1], "schema": {"type": "string"}}
+                           for p in params]}
+
+
+def json_body(schema: dict[str, Any], example: Any) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": schema, "example": example}}}}
+
+
+EVENTS_BODY = json_body(
+    {"type": "object", "required": ["events"], "additionalProperties": False,
+     "properties": {"events": {"type": "array", "minItems": 1, "maxItems": 1000,
+                               "items": {"type": "object", "description": "a SPEC §3 event"}}}},
+    {"events": [{"id": "L-1", "at": "2026-11-22T10:00:00+08:00", "entry": "E-000001",
+                 "type": "exited", "reason": "repaired"}]})
+OUTCOME_BODY = json_body(
+    {"type": "object", "required": ["outcome"], "additionalProperties": False,
+     "properties": {"outcome": {"type": "string", "enum": ["intercepted", "fast_tracked",
+                                                           "allowed_after_review",
+                                                           "overridden"]},
+                    "note": {"type": "string",
+                             "description": "required for overridden"}}},
+    {"outcome": "intercepted", "note": "拒绝其投标"})
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {
+    media: {"schema": {"type": "string", "format": "binary"}}
+    for media in ("text/csv", "application/x-ndjson")}}}
 
 
 def body_ref(name: str) -> dict[str, Any]:

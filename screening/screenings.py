@@ -464,8 +464,22 @@ def router(service: Service, settings: Settings) -> tuple[APIRouter, JobRunner]:
 
     @api.post(ROUTE, summary="Start a bulk screening job", status_code=202,
               response_model=None,
+              openapi_extra={**openapi.UPLOAD_BODY, **openapi.query(
+                  ("scenario", "the approval point's scenario", True),
+                  ("column", "the identifier column (default: detected)"),
+                  ("format", "`csv` or `jsonl` (default: from Content-Type, else detected)"),
+                  ("region", "the check region"),
+                  ("consent", "a consent reference for authorized entries"),
+                  ("as_of", "decide every row as of this time (default: the upload)"))},
               responses={202: {"description": "the job's progress; `Location` names it"},
-                         **openapi.errors(400, 401, 403, 413, 422, 429, 503)})
+                         **openapi.errors(
+                             400, 401, 403, 413, 422, 429, 503,
+                             e400="`bad_content_length`, `disconnected`",
+                             e403="a region not covered by the account (`region_forbidden`)",
+                             e413="over `SCREENING_MAX_UPLOAD` (`upload_too_large`)",
+                             e422="`missing_file`, `empty_file`, `no_identifier_column`, "
+                                  "`unknown_scenario`, `bad_as_of`, `bad_format`, "
+                                  "`unknown_field` …")})
     async def create(request: Request) -> Response:
         """Upload a CSV or JSON Lines file as the raw body; options as query parameters
         (`scenario` required; `column`, `format`, `region`, `consent`, `as_of`). The job
@@ -529,6 +543,8 @@ def router(service: Service, settings: Settings) -> tuple[APIRouter, JobRunner]:
 
     @api.get(ROUTE + "/{job_id}/result", summary="The screened file of a job",
              response_model=None,
+             openapi_extra=openapi.query(
+                 ("partial", "`true`: the rows of the chunks done so far, before the end")),
              responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}},
                         **openapi.errors(401, 403, 404, 429),
                         409: {"model": openapi.ErrorBody,

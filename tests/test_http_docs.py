@@ -61,3 +61,26 @@ def test_load_balancer_does_not_take_replicas_out_for_their_503s() -> None:
     assert all("max_fails=0" in options for _, options in servers), servers
     compose = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
     assert "deploy/accounts.jsonl" in compose.split("services:")[0]  # say to fill it first
+
+
+def test_openapi_declares_every_parameter_and_body(tmp_path: Path) -> None:
+    """The routes that read their query parameters themselves (to refuse unknown ones) and
+    their raw bodies still show them on the OpenAPI page."""
+    app = create_app(Settings(snapshot=tmp_path, data=tmp_path / "data"),
+                     holder=SnapshotHolder(tmp_path), watch=False, backbone=False)
+    paths = app.openapi()["paths"]
+
+    def params(path: str, method: str) -> set[str]:
+        return {p["name"] for p in paths[path][method].get("parameters", ())
+                if p["in"] == "query"}
+
+    assert params("/v1/feedback", "get") == {"authority", "since", "limit"}
+    assert params("/v1/stats", "get") == {"month", "by"}
+    assert params("/v1/audit", "get") == {"since", "limit", "unit"}
+    assert params("/v1/screenings", "post") == {"scenario", "column", "format", "region",
+                                                 "consent", "as_of"}
+    assert params("/v1/screenings/{job_id}/result", "get") == {"partial"}
+    for path, media in (("/v1/events", "application/json"),
+                        ("/v1/checks/{check_id}/outcome", "application/json"),
+                        ("/v1/screenings", "text/csv")):
+        assert media in paths[path]["post"]["requestBody"]["content"], path
