@@ -265,8 +265,7 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
     app.coalescer = Coalescer(service) if fastpath and coalesce else None
     _install_errors(app)
 
-    async def answer(request: Request, work: Callable[[Account, bytes], Any], *,
-                     checks: int) -> Response:
+    async def answer(request: Request, work: Callable[[Account, bytes], Any]) -> Response:
         try:
             account = service.authenticate(request.headers.get("authorization"))
             for name in request.query_params:  # (``?as_of=`` must not be silently dropped)
@@ -277,8 +276,8 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
             result = work(account, body)
             if not isinstance(result, Answer):
                 result = await result
-        except ScreeningError as exc:
-            result = error_answer(exc, checks)
+        except ScreeningError as exc:  # refused before its subjects were read: none counted
+            result = error_answer(exc)
         request.state.decision = result.decision
         request.state.checks = result.checks
         request.state.tally = result.tally
@@ -290,7 +289,7 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
                          **openapi.errors(400, 401, 403, 413, 422, 429, 503)})
     async def check(request: Request) -> Response:
         """Decide one check (SPEC §5): hits, measures with their actions, the decision."""
-        return await answer(request, service.check, checks=1)
+        return await answer(request, service.check)
 
     @app.post(BATCH_ROUTE, tags=["checks"], summary="Check up to 10,000 subjects",
               response_model=None, openapi_extra=openapi.body_ref("BatchBody"),
@@ -299,7 +298,7 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
                          **openapi.errors(400, 401, 403, 413, 422, 429, 503)})
     async def batch(request: Request) -> Response:
         """Check many subjects for one scenario; a bad item never fails the batch."""
-        return await answer(request, service.batch, checks=0)
+        return await answer(request, service.batch)
 
     @app.get("/healthz", tags=["operations"], response_model=openapi.Status,
              response_model_exclude_none=True)

@@ -147,7 +147,7 @@ class ScreeningAPI(FastAPI):
             else:
                 answer = service.check(account, body)
         except ScreeningError as exc:
-            answer = error_answer(exc, 1)
+            answer = error_answer(exc)  # refused before its subject was read
         except Exception:
             log.exception("check.failed path=fast")
             answer = INTERNAL

@@ -100,7 +100,7 @@ class _Pending:
     def complete(self) -> None:
         """The whole body is here: decide (in this loop turn's group) or answer the error."""
         if self.account is None:
-            self.respond(error_answer(self.error, 1) if self.error is not None else INTERNAL)
+            self.respond(error_answer(self.error) if self.error is not None else INTERNAL)
             return
         coalescer = self.api.coalescer
         assert coalescer is not None

@@ -140,7 +140,9 @@ class Service:
         except ScreeningError as exc:
             if request is not None:
                 self._record_failed(account, request)
-            return error_answer(exc, 1)
+            # a subject read and refused counts as one answered (``error``); a request
+            # refused before that (a bad body) counts none
+            return error_answer(exc, 1 if request is not None else 0)
         self._record(account, request, result)
         return Answer(200, orjson.dumps(result), result["decision"], self._health_headers())
 

@@ -56,6 +56,9 @@ def test_metrics(client: ASGIClient) -> None:
     post_check(client, subject=ORG_BLACK)
     post_check(client, subject=ORG_CLEAN)
     post_check(client, subject="123")
+    # refused before its subject is read: answered, but no subject counted
+    client.post("/v1/check", headers=auth("agency"), content=b"{not json")
+    client.post("/v1/check", json={"subject": ORG_CLEAN, "scenario": "bidding"})  # no key
     client.post("/v1/check/batch", headers=auth("agency"),
                 json={"scenario": "bidding", "subjects": [{"subject": ORG_BLACK},
                                                           {"subject": "x"}]})
@@ -66,6 +69,9 @@ def test_metrics(client: ASGIClient) -> None:
     assert 'screening_request_duration_seconds_count{decision="pass",route="/v1/check"} 1.0' \
         in text
     assert 'screening_responses_total{route="/v1/check",status="422"} 1.0' in text
+    assert 'screening_responses_total{route="/v1/check",status="400"} 1.0' in text
+    assert 'screening_responses_total{route="/v1/check",status="401"} 1.0' in text
+    assert 'screening_checks_total{decision="error",route="/v1/check"} 1.0' in text  # the 422
     assert 'screening_checks_total{decision="block",route="/v1/check/batch"} 1.0' in text
     assert 'screening_checks_total{decision="error",route="/v1/check/batch"} 1.0' in text
     assert 'screening_request_duration_seconds_count{decision="batch",route="/v1/check/batch"}' \
