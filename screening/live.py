@@ -49,14 +49,23 @@ def _subject_id(subject: Any, result: Mapping[str, Any]) -> str | None:
     sid = (result.get("subject") or {}).get("id")
     if isinstance(sid, str) and "*" not in sid:
         return sid
+    return read_subject(subject, (result.get("subject") or {}).get("type"))
+
+
+def read_subject(subject: Any, kind: Any = None) -> str | None:
+    """A requested identifier as a check reads it — normalised, a 15-digit ID number in its
+    18-digit form — for the audit's hash; as typed (normalised) when it reads as no
+    identifier (an alias, or a query that failed on it); None for no string."""
     if not isinstance(subject, str):
         return None
-    key = identifiers.normalize(subject)
-    kind = (result.get("subject") or {}).get("type")
+    try:
+        key = identifiers.normalize(subject)
+    except Exception:  # an unusable identifier is still an audited query
+        return None
     try:
         return identifiers.parse_normalized(key, kind if kind in ("org", "person") else None).value
     except identifiers.IdentifierError:
-        return key  # (an alias: as typed)
+        return key or None
 
 
 class BackboneRecorder:
@@ -93,12 +102,7 @@ class BackboneRecorder:
 
     @staticmethod
     def _failed(account: Account, request: CheckRequest) -> dict[str, Any]:
-        subject = None
-        if isinstance(request.subject, str):
-            try:
-                subject = identifiers.normalize(request.subject) or None
-            except Exception:  # an unusable identifier is still an audited query
-                subject = None
+        subject = read_subject(request.subject, request.type)
         return audit_record(unit=account.unit, scenario=request.scenario, subject=subject,
                             decision=None, purpose=getattr(request, "purpose", None),
                             consent=request.consent)

@@ -149,7 +149,7 @@ def _detect_encoding(sample: bytes) -> str:
             utf8 += 1
         except UnicodeDecodeError:
             other += 1
-    return "utf-8" if utf8 > other else "gbk"
+    return "utf-8" if utf8 >= other else "gbk"  # (a tie: UTF-8, the other line by fallback)
 
 
 def _codec(encoding: str) -> str:

@@ -409,6 +409,9 @@ def test_a_stray_gbk_line_does_not_make_a_utf8_file_gbk(snap: Any, tmp_path: Pat
     lines[5] = lines[5].decode("utf-8").encode("gbk")
     src.write_bytes(b"\r\n".join(lines))
     assert inspect(src).encoding == "utf-8"
+    tie = tmp_path / "tie.csv"  # one UTF-8 line, one GBK line: UTF-8 still
+    tie.write_bytes("序号,统一社会信用代码\n0,甲\n".encode() + "1,乙\n".encode("gbk"))
+    assert inspect(tie, column="统一社会信用代码").encoding == "utf-8"
     code, out = _bulk(tmp_path, src, GP)
     assert code == 0
     result = read_csv(out)

@@ -284,10 +284,14 @@ def test_a_person_has_one_audit_hash_whatever_the_tier(wired: Wired) -> None:
         r = wired.client.post("/v1/check", headers=auth(who),
                               json={"subject": "360426910101007", "scenario": "honors"})
         assert r.status_code == 200, r.text
+    # a query that failed (unknown scenario) is audited under the same hash
+    r = wired.client.post("/v1/check", headers=auth("agency"),
+                          json={"subject": "360426910101007", "scenario": "nope"})
+    assert r.status_code == 422, r.text
     assert wired.bb.flush(5.0)
     audited = wired.client.get("/v1/audit?limit=1000", headers=auth("admin")).json()["items"]
-    hashes = [a["subject"] for a in audited if a["scenario"] == "honors"]
-    assert hashes == [subject_hash("360426199101010071")] * 2
+    hashes = [a["subject"] for a in audited if a["scenario"] in ("honors", "nope")]
+    assert hashes == [subject_hash("360426199101010071")] * 3
 
 
 def test_bulk_job_rows_are_audited_and_fed_back(wired: Wired) -> None:
