@@ -712,3 +712,30 @@ def test_an_audit_salt_setting_is_used_as_it_is(tmp_path: Path) -> None:
         assert not (tmp_path / "data" / "backbone" / "audit-salt").exists()
     finally:
         bb.close()
+
+
+def test_degraded_as_soon_as_a_call_to_redis_fails(own_redis: RedisServer, tmp_path: Path
+                                                   ) -> None:
+    """A check's answer says the backbone is degraded (``Front.degraded``) once any call to
+    Redis has failed — the live-event tailer's, a read — not only once a record waits to be
+    shipped; and no longer once a call succeeds again."""
+    bb = open_backbone(settings_for("redis", tmp_path / "data", own_redis), interval=0.02)
+    try:
+        bb.read_events(None)
+        assert not bb.degraded()
+        own_redis.stop(signal.SIGKILL)
+        with pytest.raises(Unavailable):
+            bb.read_events(None)
+        assert bb.degraded()
+        own_redis.start()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                bb.read_events(None)
+                break
+            except Unavailable:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert not bb.degraded()
+    finally:
+        bb.close()

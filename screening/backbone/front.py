@@ -415,8 +415,10 @@ class Front:
         return self._down_since is None and bool(self.store.healthy())
 
     def degraded(self) -> bool:
-        """Cheap (no I/O): is the store known to be down, records waiting in the spool?"""
-        return self._down_since is not None
+        """Cheap (no I/O): is the store known to be down — records waiting in the spool, or
+        the store's last call failed (Redis away before a record was there to ship)?"""
+        known_down = getattr(self.store, "known_down", None)
+        return self._down_since is not None or (known_down is not None and known_down())
 
     def status(self) -> dict[str, Any]:
         """For ``/readyz`` and responses: degraded, why, what waits in the spool, and how

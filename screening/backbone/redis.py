@@ -444,6 +444,12 @@ class RedisStore:
             return self.limiter.take(unit, rate_per_s)
         return Admission(bool(allowed), 0.0 if allowed else int(wait) / 1e6)
 
+    def known_down(self) -> bool:
+        """Cheap (no I/O): did the last call to Redis fail (the live-event tailer calls it at
+        least once a second)?"""
+        checked, ok = self._health
+        return checked > 0 and not ok
+
     def healthy(self) -> bool:
         checked, ok = self._health
         if time.monotonic() - checked > 0.5:
