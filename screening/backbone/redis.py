@@ -445,10 +445,11 @@ class RedisStore:
         return Admission(bool(allowed), 0.0 if allowed else int(wait) / 1e6)
 
     def known_down(self) -> bool:
-        """Cheap (no I/O): did the last call to Redis fail (the live-event tailer calls it at
-        least once a second)?"""
+        """Cheap (no I/O): did the last call to Redis fail, within the last 2 s? (The
+        live-event tailer of a serving process calls it at least every second, so while
+        Redis is away this stays true, and turns false with its first call that succeeds.)"""
         checked, ok = self._health
-        return checked > 0 and not ok
+        return not ok and checked > 0 and time.monotonic() - checked < 2.0
 
     def healthy(self) -> bool:
         checked, ok = self._health
