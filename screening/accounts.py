@@ -96,10 +96,18 @@ def _strings(obj: dict[str, Any], key: str, where: str) -> frozenset[str]:
     return frozenset(value)
 
 
+ACCOUNT_FIELDS = ("unit", "name", "key_sha256", "tier", "region", "adopted_measures",
+                  "authorities", "lists", "rate_per_s")
+
+
 def parse_account(obj: Any, where: str) -> tuple[str, Account]:
     """Validate one accounts line; return (key sha256, account)."""
     if not isinstance(obj, dict):
         raise AccountsError(f"{where}: an account is a JSON object")
+    unknown = [k for k in obj if k not in ACCOUNT_FIELDS]
+    if unknown:  # a typo (``rate_per_sec``) would otherwise start an account without it
+        raise AccountsError(f"{where}: unknown field {unknown[0]!r}; the fields are "
+                            f"{', '.join(ACCOUNT_FIELDS)}")
     unit, digest, tier = obj.get("unit"), obj.get("key_sha256"), obj.get("tier")
     if not isinstance(unit, str) or not unit:
         raise AccountsError(f"{where}: 'unit' must be a non-empty string")
@@ -112,6 +120,9 @@ def parse_account(obj: Any, where: str) -> tuple[str, Account]:
         region_prefix(region)
     except BadRegion as exc:
         raise AccountsError(f"{where}: {exc}") from None
+    if region != "national" and len(region) != 6:  # SPEC §7: a 6-digit code or national
+        raise AccountsError(f"{where}: 'region' must be a 6-digit region code or 'national', "
+                            f"not {region!r}")
     rate = obj.get("rate_per_s")
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
                              or not rate > 0 or not math.isfinite(rate)):
@@ -157,6 +168,8 @@ class Accounts:
         except OSError as exc:
             raise AccountsError(f"{path}: {exc.strerror or exc}") from None
         rows: list[tuple[str, Account]] = []
+        units: dict[str, int] = {}
+        digests: dict[str, int] = {}
         for n, raw in enumerate(text.splitlines(), 1):
             if not raw.strip():
                 continue
@@ -164,7 +177,18 @@ class Accounts:
                 obj = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 raise AccountsError(f"{path}:{n}: not JSON: {exc}") from None
-            rows.append(parse_account(obj, f"{path}:{n}"))
+            digest, account = parse_account(obj, f"{path}:{n}")
+            if account.unit in units:  # one unit, one account (SPEC §7)
+                raise AccountsError(f"{path}:{n}: unit {account.unit!r} appears more than "
+                                    f"once (first at line {units[account.unit]})")
+            if digest in digests:
+                raise AccountsError(f"{path}:{n}: unit {account.unit!r} shares a key with "
+                                    f"line {digests[digest]}")
+            units[account.unit], digests[digest] = n, n
+            rows.append((digest, account))
+        if not rows:
+            raise AccountsError(f"{path}: no account (a service with an accounts file and "
+                                "no account would refuse every request)")
         return cls(rows)
 
     def __len__(self) -> int:

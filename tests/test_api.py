@@ -355,3 +355,28 @@ def test_large_batch_spans_chunks_in_order_at_one_instant(make_client: MakeClien
             assert result["subject"]["id"] == subject
     assert len({x["as_of"] for x in results if "as_of" in x}) == 1
     assert len({x["snapshot"] for x in results if "snapshot" in x}) == 1
+
+
+@pytest.mark.parametrize("lines,reason", [
+    (['{"unit": "U1", "key_sha256": "%s", "tier": "agency", "rate_per_sec": 1}'],
+     "unknown field 'rate_per_sec'"),
+    (['{"unit": "U1", "key_sha256": "%s", "tier": "agency", "region": "3501"}'],
+     "6-digit region code"),
+    (['{"unit": "U1", "key_sha256": "%s", "tier": "agency"}',
+      '{"unit": "U1", "key_sha256": "%s", "tier": "public"}'],
+     "accounts.jsonl:2: unit 'U1' appears more than once (first at line 1)"),
+    (['{"unit": "U1", "key_sha256": "%s", "tier": "agency"}', "",
+      '{"unit": "U2", "key_sha256": "%s", "tier": "public"}'],
+     "accounts.jsonl:3: unit 'U2' shares a key with line 1"),
+    (["", "  "], "no account"),
+], ids=["unknown-field", "region-not-6-digits", "unit-twice", "key-twice", "empty"])
+def test_a_bad_accounts_file_is_refused_naming_its_line(tmp_path: Path, lines: list[str],
+                                                        reason: str) -> None:
+    from screening.accounts import AccountsError
+
+    digest = "ab" * 32
+    path = tmp_path / "accounts.jsonl"
+    path.write_text("\n".join(line.replace("%s", digest) for line in lines) + "\n")
+    with pytest.raises(AccountsError) as err:
+        Accounts.load(path)
+    assert reason in str(err.value)
