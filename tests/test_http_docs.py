@@ -56,7 +56,7 @@ def test_load_balancer_does_not_take_replicas_out_for_their_503s() -> None:
     """The service's own 503s (Redis away for reads, no snapshot yet) must not mark replicas
     down: nginx would then answer every check 502 for as long as Redis is away."""
     text = (REPO / "deploy" / "nginx.conf").read_text(encoding="utf-8")
-    servers = re.findall(r"^\s*server (screening-\d+:\d+)([^;]*);", text, re.M)
+    servers = re.findall(r"^\s*server (screening-\d+:\d+)([^;]*);", text, re.MULTILINE)
     assert len(servers) == 2
     assert all("max_fails=0" in options for _, options in servers), servers
     compose = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
