@@ -31,6 +31,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -43,7 +44,7 @@ from indexer import clock
 from indexer.records import RecordError
 
 from . import __version__, openapi
-from .accounts import Account, Accounts, require
+from .accounts import Account, Accounts, AccountsError, require
 from .backbone.events import StaleLog
 from .errors import Forbidden, Invalid, ScreeningError, Unavailable
 from .fastpath import INTERNAL, Coalescer, ScreeningAPI
@@ -181,6 +182,7 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
     and accounts with ``rate_per_s`` are limited by its shared ``take``.
     """
     holder = holder if holder is not None else SnapshotHolder(settings.snapshot)
+    accounts_file = settings.accounts  # watched: read again when it changes
     accounts = accounts if accounts is not None else Accounts.load(settings.accounts)
     share = settings.data / "metrics" if settings.workers > 1 else None
     service = Service(settings, holder, accounts, Metrics(holder, share=share), recorder)
@@ -198,15 +200,42 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
             allowed, retry_after = bb.take(unit, rate)
             return 0.0 if allowed else max(float(retry_after), 0.001)
 
-        accounts.limiter = limiter
+        service.accounts.limiter = limiter
 
     def detach() -> None:
         holder.prepare = None
-        accounts.limiter = None
+        service.accounts.limiter = None
         service.live = None
         if recorder is None:
             service.recorder = None
         app.backbone = None
+
+    async def watch_accounts(path: Path, interval: float) -> None:
+        """Read the accounts file again when it changes (a unit added, a key revoked): the
+        new accounts replace the old in one assignment, rate buckets start afresh; a file
+        that does not load is logged and the accounts in use are kept."""
+        def stamp() -> tuple[int, int] | None:
+            try:
+                st = path.stat()
+            except OSError:
+                return None
+            return st.st_mtime_ns, st.st_size
+
+        seen = stamp()
+        while True:
+            await asyncio.sleep(interval)
+            now = stamp()
+            if now is None or now == seen:
+                continue
+            seen = now
+            try:
+                fresh = await asyncio.to_thread(Accounts.load, path)
+            except AccountsError as exc:
+                log.error("accounts.refused %s; the accounts in use are kept", exc)
+                continue
+            fresh.limiter = service.accounts.limiter
+            service.accounts = fresh
+            log.info("accounts.reloaded units=%d", len(fresh))
 
     async def share_metrics() -> None:
         while True:
@@ -229,6 +258,9 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
             tailer = asyncio.create_task(service.live.run())
         if watch:
             tasks.append(asyncio.create_task(holder.watch(settings.watch_interval)))
+            if accounts_file is not None:
+                tasks.append(asyncio.create_task(
+                    watch_accounts(accounts_file, settings.watch_interval)))
         if share is not None:
             share.mkdir(parents=True, exist_ok=True)
             tasks.append(asyncio.create_task(share_metrics()))

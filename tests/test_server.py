@@ -249,3 +249,45 @@ def test_demo_prints_a_working_curl_line(tmp_path: Path) -> None:
         reader.join(timeout=10)  # the pipe ends when the process does
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+def test_a_changed_accounts_file_is_taken_without_a_restart(fixture: dict[str, Path],
+                                                            tmp_path: Path) -> None:
+    """A unit added or a key revoked in the accounts file binds within the watch interval;
+    a file that does not load is logged and the accounts in use are kept."""
+    from tests.servicekit import ACCOUNTS
+
+    build(fixture["a"], tmp_path / "snapshots")
+    accounts = tmp_path / "accounts.jsonl"
+    public, agency = ACCOUNTS[0], ACCOUNTS[1]
+    write_accounts(accounts, [agency])
+
+    def replace(rows: list[dict[str, Any]] | None, text: str | None = None) -> None:
+        tmp = accounts.with_name("accounts.tmp")  # written whole, then renamed over
+        if rows is not None:
+            write_accounts(tmp, rows)
+        else:
+            tmp.write_text(text or "")
+        os.replace(tmp, accounts)
+
+    def status(who: str) -> int:
+        return httpx.post(base + "/v1/check", headers=auth(who), timeout=10,
+                          json={"subject": ORG_CLEAN, "scenario": "government_procurement",
+                                "as_of": AS_OF}).status_code
+
+    def settles(who: str, code: int) -> None:
+        deadline = time.monotonic() + 10
+        while status(who) != code:
+            assert time.monotonic() < deadline, (who, code)
+            time.sleep(0.05)
+
+    with serving(tmp_path / "snapshots", accounts, tmp_path / "data") as base:
+        assert status("agency") == 200 and status("public") == 401
+        replace([agency, public])  # a unit added
+        settles("public", 200)
+        replace(None, "{not json\n")  # a broken file: the accounts in use are kept
+        time.sleep(0.5)
+        assert status("agency") == 200 and status("public") == 200
+        replace([public])  # the agency's key revoked
+        settles("agency", 401)
+        assert status("public") == 200
