@@ -22,6 +22,7 @@ per worker process: with ``--workers N`` a unit may reach N times its rate.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import threading
 import time
@@ -36,6 +37,8 @@ from indexer.regions import BadRegion, region_prefix
 
 from .decision import TIERS, Caller
 from .errors import Forbidden, RateLimited, Unauthorized
+
+log = logging.getLogger(__name__)
 
 TIER_RANK = {t: i for i, t in enumerate(TIERS)}
 _HEX = frozenset("0123456789abcdef")
@@ -185,6 +188,12 @@ class Accounts:
                 raise AccountsError(f"{path}:{n}: unit {account.unit!r} shares a key with "
                                     f"line {digests[digest]}")
             units[account.unit], digests[digest] = n, n
+            if account.tier == "issuer" and not account.lists:
+                log.warning("accounts.issuer_without_lists %s:%d: issuer %r can post no "
+                            "event", path, n, account.unit)
+            if account.tier == "issuer" and not account.authorities:
+                log.warning("accounts.issuer_without_authorities %s:%d: issuer %r has no "
+                            "feed to read", path, n, account.unit)
             rows.append((digest, account))
         if not rows:
             raise AccountsError(f"{path}: no account (a service with an accounts file and "

@@ -380,3 +380,14 @@ def test_a_bad_accounts_file_is_refused_naming_its_line(tmp_path: Path, lines: l
     with pytest.raises(AccountsError) as err:
         Accounts.load(path)
     assert reason in str(err.value)
+
+
+def test_an_issuer_that_can_do_nothing_is_warned_of(tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "accounts.jsonl"
+    path.write_text('{"unit": "I1", "key_sha256": "%s", "tier": "issuer"}\n' % ("ab" * 32))
+    with caplog.at_level("WARNING", logger="screening.accounts"):
+        assert len(Accounts.load(path)) == 1
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "accounts.jsonl:1: issuer 'I1' can post no event" in messages
+    assert "issuer 'I1' has no feed to read" in messages
