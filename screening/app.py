@@ -55,7 +55,7 @@ from .overlay import Overlay
 from .screenings import router as screenings_router
 from .service import BATCH_ROUTE, CHECK_ROUTE, Answer, Recorder, Service, error_answer
 from .settings import Settings
-from .wire import decode, read_body
+from .wire import decode, read_body, refuse_unknown
 
 MAX_EVENTS = 1000  # events in one POST /v1/events
 EVENT_ATTEMPTS = 8  # judge-and-append rounds of one POST /v1/events racing other replicas
@@ -300,9 +300,8 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
     async def answer(request: Request, work: Callable[[Account, bytes], Any]) -> Response:
         try:
             account = service.authenticate(request.headers.get("authorization"))
-            for name in request.query_params:  # (``?as_of=`` must not be silently dropped)
-                raise Invalid("unknown_field", f"unknown parameter {name!r}: the check "
-                              "endpoints take their fields in the JSON body", field=name)
+            # the fields are in the JSON body: a ``?as_of=`` must not be silently dropped
+            refuse_unknown(request.query_params, (), "parameter")
             body = await read_body(request.receive, request.headers.get("content-length"),
                                    settings.max_body)
             result = work(account, body)
@@ -395,18 +394,8 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
         return limit
 
     def known_params(request: Request, *names: str) -> None:
-        """422 ``unknown_field`` for a query parameter the endpoint does not take: a typo
-        (``sinse=``) must not silently read a feed from its start."""
-        for name in request.query_params:
-            if name not in names:
-                raise Invalid("unknown_field", f"unknown parameter {name!r}; known parameters "
-                              f"are {', '.join(names)}", field=name)
-
-    def known_fields(body: dict[str, Any], *names: str) -> None:
-        for name in body:
-            if name not in names:
-                raise Invalid("unknown_field", f"unknown field {name!r}; known fields are "
-                              f"{', '.join(names)}", field=name)
+        """A typo (``sinse=``) must not silently read a feed from its start."""
+        refuse_unknown(request.query_params, names, "parameter")
 
     async def json_body(request: Request) -> dict[str, Any]:
         body = await read_body(request.receive, request.headers.get("content-length"),
@@ -441,7 +430,7 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
         account = account_of(request, "issuer")
         known_params(request)
         body = await json_body(request)
-        known_fields(body, "events")
+        refuse_unknown(body, ("events",))
         events = body.get("events")
         if not isinstance(events, list) or not events:
             raise Invalid("bad_events", "the body is {\"events\": [<event>, …]} with at least "
@@ -534,7 +523,7 @@ def create_app(settings: Settings, *, holder: SnapshotHolder | None = None,
         account = account_of(request)
         known_params(request)
         body = await json_body(request)
-        known_fields(body, "outcome", "note")
+        refuse_unknown(body, ("outcome", "note"))
         value, note = body.get("outcome"), body.get("note")
         if not isinstance(value, str):
             raise Invalid("bad_outcome", "outcome must be a string", field="outcome")

@@ -14,11 +14,10 @@ from typing import Any
 
 import orjson
 
-from indexer.regions import BadRegion, region_prefix
 from indexer.snapshot import CorruptSnapshot, Snapshot
 
-from .decision import TIERS, Caller, CheckRequest, check
-from .errors import Invalid, ScreeningError
+from .decision import TIERS, Caller, CheckRequest, check, check_region
+from .errors import ScreeningError
 from .overlay import Overlay
 from .settings import Settings
 
@@ -79,10 +78,7 @@ def caller_from(args: argparse.Namespace) -> Caller:
     a ``--region`` that is no region code is ``bad_region``, as a request's ``region`` is."""
     adopted = frozenset(a.strip() for a in args.adopted.split(",") if a.strip())
     region = args.region or "national"
-    try:
-        region_prefix(region)
-    except BadRegion as exc:
-        raise Invalid("bad_region", f"--region: {exc}", field="region") from None
+    check_region(region, Caller())  # refused as a request's malformed region is
     return Caller(unit="cli", tier=args.tier, region=region, adopted=adopted)
 
 

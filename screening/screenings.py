@@ -74,7 +74,7 @@ from .screener import CHECKED, KIND_SPECIAL, TYPES, Batch, Screener
 from .service import Service
 from .settings import Settings
 from .tabular import Chunk
-from .wire import BatchRequest
+from .wire import BatchRequest, refuse_unknown
 
 log = logging.getLogger(__name__)
 
@@ -282,13 +282,6 @@ class JobRunner:
         return True
 
 
-def _only(request: Request, *names: str) -> None:
-    """422 ``unknown_field`` for a query parameter other than ``names``."""
-    for name in request.query_params:
-        if name not in names:
-            raise Invalid("unknown_field", f"unknown parameter {name!r}", field=name)
-
-
 def _option(request: Request, name: str) -> str | None:
     value = request.query_params.get(name)
     return value if value else None
@@ -485,9 +478,7 @@ def router(service: Service, settings: Settings) -> tuple[APIRouter, JobRunner]:
         (`scenario` required; `column`, `format`, `region`, `consent`, `as_of`). The job
         screens every row as the uploading account, as `screening bulk` would."""
         account = account_of(request)
-        unknown = sorted(set(request.query_params) - _OPTIONS)
-        if unknown:
-            raise Invalid("unknown_field", f"unknown parameter {unknown[0]!r}", field=unknown[0])
+        refuse_unknown(sorted(request.query_params), _OPTIONS, "parameter")
         scenario = _option(request, "scenario")
         if scenario is None:
             raise Invalid("missing_field", "name the scenario with ?scenario=…",
@@ -538,7 +529,7 @@ def router(service: Service, settings: Settings) -> tuple[APIRouter, JobRunner]:
         """State (`pending`, `running`, `paused`, `failed`, `done`), rows done, rate,
         counts by decision and by error."""
         _, st, owner = owned(request, job_id)
-        _only(request)
+        refuse_unknown(request.query_params, (), "parameter")
         return Response(orjson.dumps(progress(st, owner)), media_type="application/json")
 
     @api.get(ROUTE + "/{job_id}/result", summary="The screened file of a job",
@@ -554,7 +545,7 @@ def router(service: Service, settings: Settings) -> tuple[APIRouter, JobRunner]:
         byte what `screening bulk` writes. 409 `job_not_done` before the job is done, unless
         `?partial=true` (the rows of the chunks done so far)."""
         _, st, _ = owned(request, job_id)
-        _only(request, "partial")
+        refuse_unknown(request.query_params, ("partial",), "parameter")
         partial = (request.query_params.get("partial") or "").lower() in ("1", "true", "yes")
         stream = get_jobs().result(job_id, partial=partial)
         spec = orjson.loads((root / job_id / "job.json").read_bytes())
@@ -574,7 +565,7 @@ def router(service: Service, settings: Settings) -> tuple[APIRouter, JobRunner]:
         `SCREENING_JOB_DAYS` after they end). A job deleted while running stops at its next
         chunk."""
         _, st, owner = owned(request, job_id)
-        _only(request)
+        refuse_unknown(request.query_params, (), "parameter")
         await asyncio.to_thread(get_jobs().delete, job_id)
         log.info("jobs.deleted id=%s unit=%s state=%s", job_id, owner, st.state)
         return Response(status_code=204)

@@ -23,7 +23,7 @@ Identifier, scenario, ``type``, ``region`` and ``as_of`` values are judged by
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,11 +78,20 @@ def _json_type(value: Any) -> str:
     return "an object"
 
 
+def refuse_unknown(names: Iterable[str], known: Collection[str], what: str = "field") -> None:
+    """422 ``unknown_field`` naming the first of ``names`` (body fields, or query parameters
+    with ``what="parameter"``) that is not ``known``: a typo must not be silently dropped."""
+    for name in names:
+        if name not in known:
+            known_ones = (f"known {what}s are {', '.join(sorted(known))}" if known
+                          else f"this endpoint takes no {what}")
+            raise Invalid("unknown_field", f"unknown {what} {name!r}; {known_ones}",
+                          field=name)
+
+
 def _unknown(obj: dict[str, Any], known: frozenset[str]) -> None:
     if not known.issuperset(obj):
-        name = next(k for k in obj if k not in known)
-        raise Invalid("unknown_field", f"unknown field {name!r}; known fields are "
-                      f"{', '.join(sorted(known))}", field=name)
+        refuse_unknown(obj, known)
 
 
 def _required(obj: dict[str, Any], key: str) -> str:
