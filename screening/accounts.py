@@ -143,17 +143,10 @@ class Accounts:
     """The accounts of one service: keys by hash, and their rate buckets."""
 
     def __init__(self, accounts: Iterable[tuple[str, Account]] | None = None) -> None:
+        """``accounts``: (key sha256, account) pairs, one unit and one key each, as ``load``
+        checks them (naming the line); None: the open service."""
         self.open = accounts is None
-        self._by_hash: dict[str, Account] = {}
-        units: set[str] = set()
-        for digest, account in accounts or ():
-            if account.unit in units:
-                raise AccountsError(f"unit {account.unit!r} appears more than once")
-            if digest in self._by_hash:
-                raise AccountsError(f"unit {account.unit!r} shares a key with "
-                                    f"{self._by_hash[digest].unit!r}")
-            units.add(account.unit)
-            self._by_hash[digest] = account
+        self._by_hash: dict[str, Account] = dict(accounts or ())
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
         self._seen: dict[str | bytes, Account] = {}  # header -> account, known keys only
