@@ -194,15 +194,18 @@ def write_demo_accounts(path: Path, issuer_authority: str | None = None) -> dict
     return keys
 
 
-def first_entry_of(source: Path, list_code: str) -> dict[str, Any] | None:
-    """The first entry of ``list_code`` in the source (the demo issuer's example entry)."""
+def source_entries(source: Path) -> Iterator[dict[str, Any]]:
+    """The entries of a demo source, in file order."""
     for path in sorted((source / "entries").glob("*.jsonl")):
         with path.open("rb") as f:
             for raw in f:
-                entry = orjson.loads(raw)
-                if entry.get("list") == list_code and entry.get("authority"):
-                    return dict(entry)
-    return None
+                yield orjson.loads(raw)
+
+
+def first_entry_of(source: Path, list_code: str) -> dict[str, Any] | None:
+    """The first entry of ``list_code`` in the source (the demo issuer's example entry)."""
+    return next((e for e in source_entries(source)
+                 if e.get("list") == list_code and e.get("authority")), None)
 
 
 def blocked_example(snapshots: Path, source: Path, caller: Caller,
@@ -210,22 +213,19 @@ def blocked_example(snapshots: Path, source: Path, caller: Caller,
     """An organisation the demo caller would see blocked, for the printed curl line."""
     snap = Snapshot.open(snapshots)
     seen = 0
-    for path in sorted((source / "entries").glob("*.jsonl")):
-        with path.open("rb") as f:
-            for raw in f:
-                subject = orjson.loads(raw).get("subject") or {}
-                if subject.get("type") != "org":
-                    continue
-                seen += 1
-                if seen > tries:
-                    return None
-                try:
-                    result = check(snap, CheckRequest(subject=subject["id"], scenario=scenario),
-                                   caller)
-                except ScreeningError:
-                    continue
-                if result["decision"] == "block":
-                    return str(subject["id"])
+    for entry in source_entries(source):
+        subject = entry.get("subject") or {}
+        if subject.get("type") != "org":
+            continue
+        seen += 1
+        if seen > tries:
+            return None
+        try:
+            result = check(snap, CheckRequest(subject=subject["id"], scenario=scenario), caller)
+        except ScreeningError:
+            continue
+        if result["decision"] == "block":
+            return str(subject["id"])
     return None
 
 
