@@ -14,6 +14,7 @@ import fcntl
 import gzip
 import mmap
 import os
+import secrets
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -136,17 +137,43 @@ def contains(path: Path, needle: bytes) -> bool:
         return False
 
 
-def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
+def write_atomic(path: Path, data: bytes, *, sync: bool = True, mode: int = 0o644,
+                 exclusive: bool = False) -> bool:
+    """Write a whole file by temporary file, fsync and rename (``mode``: its permissions).
+    ``exclusive``: only if ``path`` does not exist yet — the first of several processes
+    wins, the others leave it as it is; returns whether this call wrote it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        write_all(fd, data)
         if sync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    written = True
+    if exclusive:
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            written = False
+        finally:
+            tmp.unlink(missing_ok=True)
+    else:
+        os.replace(tmp, path)
     if sync:
         sync_dir(path.parent)
+    return written
+
+
+def shared_secret(path: Path) -> str:
+    """A random secret kept in ``path`` (mode 0600): made by the first caller, read by every
+    other (several worker processes may ask at once)."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        write_atomic(path, secrets.token_hex(32).encode(), mode=0o600, exclusive=True)
+    return path.read_text().strip()
 
 
 def sync_dir(folder: Path) -> None:

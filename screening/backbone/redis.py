@@ -41,12 +41,12 @@ from redis.retry import Retry
 from indexer import clock
 
 from ..errors import Forbidden, NotFound, Unavailable
+from . import logfile
 from .archive import DEFAULT_KEEP_DAYS, AuditFiles, days_before
 from .embedded import (
     OUTCOME_DAYS,
     bad_cursor,
     day_cursor,
-    local_secret,
     offset_cursor,
     public,
 )
@@ -431,7 +431,7 @@ class RedisStore:
             log.warning("backbone.audit_salt_local: Redis is unreachable; hashing audit "
                         "subjects with this data folder's salt until restart (set "
                         "SCREENING_AUDIT_SALT on every replica)")
-            return local_secret(self.data / "backbone" / "audit-salt")
+            return logfile.shared_secret(self.data / "backbone" / "audit-salt")
 
     # -- rate limits and health -------------------------------------------------------------
     def take(self, unit: str, rate_per_s: float) -> Admission:
