@@ -78,6 +78,8 @@ class Front:
         it, this process only appends, ``fsync``s every ``interval`` (group commit) and cuts a
         batch every ``batch_every`` seconds, and the shipper applies the batches."""
         self.store = store
+        # a store that knows its last call failed (Redis), asked by every answer's ``degraded``
+        self._known_down = getattr(store, "known_down", None)
         self.backend: str = store.backend
         self.spool_root = Path(spool_root)
         self.shipper_cmd = shipper
@@ -417,7 +419,7 @@ class Front:
     def degraded(self) -> bool:
         """Cheap (no I/O): is the store known to be down — records waiting in the spool, or
         the store's last call failed (Redis away before a record was there to ship)?"""
-        known_down = getattr(self.store, "known_down", None)
+        known_down = self._known_down
         return self._down_since is not None or (known_down is not None and known_down())
 
     def status(self) -> dict[str, Any]:
